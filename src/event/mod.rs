@@ -1,0 +1,1 @@
+//! Each worker's mio event loop. SKELETON: owned by the process work.
