@@ -18,6 +18,9 @@ pub struct LoadOptions {
     /// `-g "directives"`, parsed as if written at the top of the main file
     /// (nginx's "command line" pseudo file).
     pub globals: Option<String>,
+    /// The error log used when the main context sets none: `-e file|stderr`
+    /// or the build-time default error log path.
+    pub default_error_log: LogTarget,
 }
 
 /// A message produced while loading: errors and warnings, worded and

@@ -1,6 +1,6 @@
 //! nginx-style error logs. SKELETON: owned by the logging work.
 
-use crate::conf::{ErrorLog, Level};
+use crate::conf::{Config, ErrorLog, Level};
 use std::fmt;
 use std::io;
 use std::sync::Arc;
@@ -57,4 +57,24 @@ pub fn emit(level: Level, conn: Option<u64>, args: fmt::Arguments<'_>) {
 pub fn errno_suffix(err: &io::Error) -> String {
     let _ = err;
     todo!()
+}
+
+/// Every log of one configuration: the main context's and each mail
+/// server's (a server without its own `error_log` shares its parent's).
+/// Files named twice are opened once, as nginx does.
+pub struct ConfigLogs {
+    pub main: Arc<Log>,
+    /// Indexed like `MailConf::servers`.
+    pub servers: Vec<Arc<Log>>,
+}
+
+impl ConfigLogs {
+    pub fn open(config: &Config) -> Result<ConfigLogs, String> {
+        let _ = config;
+        todo!()
+    }
+    /// Reopen every file sink (USR1).
+    pub fn reopen(&self) {
+        todo!()
+    }
 }
