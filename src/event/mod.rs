@@ -674,7 +674,8 @@ mod tests {
         assert!(!debug_match(&rules, &Peer::Unix));
         assert!(debug_match(&[Cidr::Unix], &Peer::Unix));
         assert!(prefix_eq(&[10, 1, 2, 3], &[10, 9, 9, 9], 8));
-        assert!(!prefix_eq(&[10, 1, 2, 3], &[10, 9, 9, 9], 9));
+        assert!(!prefix_eq(&[10, 1, 2, 3], &[10, 129, 9, 9], 9));
+        assert!(prefix_eq(&[10, 1, 2, 3], &[10, 9, 9, 9], 9));
     }
 
     /// Echoes one line then asks to close; idle until it has read.

@@ -213,7 +213,11 @@ impl Master {
             if self.flags.reopen {
                 self.flags.reopen = false;
                 log!(Level::Notice, "reopening logs");
-                self.cycle.logs.reopen();
+                // New files belong to the workers' user, as in nginx.
+                let owner = (sys::geteuid() == 0)
+                    .then(|| self.cycle.config.main.user.as_ref().map(|u| u.uid))
+                    .flatten();
+                self.cycle.logs.reopen_owned(owner);
                 self.signal_workers(libc::SIGUSR1);
             }
             if self.flags.change_binary {

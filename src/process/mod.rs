@@ -193,6 +193,13 @@ pub fn run(opts: &LoadOptions, loaded: Loaded) -> i32 {
             return 1;
         }
     }
+    // From here on the terminal may be gone: stderr goes to the error log
+    // and messages are no longer echoed (nginx's ngx_use_stderr = 0).
+    if let Err(e) = cycle.logs.main.redirect_stderr() {
+        log!(Level::Emerg, "dup2(STDERR) failed{}", errno_suffix(&e));
+        return 1;
+    }
+    logging::set_use_stderr(false);
     if cycle.config.main.master_process {
         master::Master::new(opts.clone(), cycle, pipe, daemonized, parent).run()
     } else {

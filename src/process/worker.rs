@@ -49,9 +49,10 @@ impl Acceptor for ClosingAcceptor {
             .servers
             .get(listen.server)
             .unwrap_or(&self.logs.main);
-        log.write(
+        log.write_conn(
             Level::Info,
             None,
+            ctx.debug,
             format_args!(
                 "*{} client {} connected to {}",
                 ctx.number, conn.peer, listen.addr_text
