@@ -30,6 +30,8 @@ pub struct SocketSpec {
 pub struct Listener {
     pub spec: SocketSpec,
     pub fd: OwnedFd,
+    /// Handed over by an old master (binary upgrade).
+    pub inherited: bool,
 }
 
 /// A port as nginx groups addresses: family plus port number (UNIX-domain
@@ -136,10 +138,13 @@ pub fn open_all(
     old: &mut Vec<Listener>,
     log: LogFn<'_>,
 ) -> Result<Vec<Listener>, OpenFailed> {
-    let mut slots: Vec<Option<OwnedFd>> = Vec::with_capacity(specs.len());
+    let mut slots: Vec<Option<(OwnedFd, bool)>> = Vec::with_capacity(specs.len());
     for spec in specs {
         let pos = old.iter().position(|o| o.spec.addr == spec.addr);
-        slots.push(pos.map(|p| old.remove(p).fd));
+        slots.push(pos.map(|p| {
+            let o = old.remove(p);
+            (o.fd, o.inherited)
+        }));
     }
     let mut failed = false;
     for tries in (0..5).rev() {
@@ -149,7 +154,7 @@ pub fn open_all(
                 continue;
             }
             match open_one(spec, log)? {
-                Some(fd) => *slot = Some(fd),
+                Some(fd) => *slot = Some((fd, false)),
                 None => failed = true,
             }
         }
@@ -165,10 +170,11 @@ pub fn open_all(
         log(Level::Emerg, "still could not bind()".into());
         // Give reused sockets back so the old configuration keeps them.
         for (spec, slot) in specs.iter().zip(slots) {
-            if let Some(fd) = slot {
+            if let Some((fd, inherited)) = slot {
                 old.push(Listener {
                     spec: spec.clone(),
                     fd,
+                    inherited,
                 });
             }
         }
@@ -177,9 +183,13 @@ pub fn open_all(
     let listeners: Vec<Listener> = specs
         .iter()
         .zip(slots)
-        .map(|(spec, fd)| Listener {
-            spec: spec.clone(),
-            fd: fd.expect("opened"),
+        .map(|(spec, slot)| {
+            let (fd, inherited) = slot.expect("opened");
+            Listener {
+                spec: spec.clone(),
+                fd,
+                inherited,
+            }
         })
         .collect();
     for l in &listeners {
@@ -371,15 +381,22 @@ fn configure(l: &Listener, log: LogFn<'_>) {
 }
 
 /// Close sockets the configuration no longer uses; the master removes the
-/// UNIX-domain socket files it created.
-pub fn close_unused(old: Vec<Listener>, remove_unix_files: bool, log: LogFn<'_>) {
+/// UNIX-domain socket files (`remove_unix_files`), except inherited ones
+/// when `keep_inherited` (the old master still serves them).
+pub fn close_unused(
+    old: Vec<Listener>,
+    remove_unix_files: bool,
+    keep_inherited: bool,
+    log: LogFn<'_>,
+) {
     for l in old {
         let path = match &l.spec.addr {
             ListenAddr::Unix(p) => Some(p.clone()),
             _ => None,
         };
+        let remove = remove_unix_files && !(l.inherited && keep_inherited);
         drop(l);
-        if let (Some(p), true) = (path, remove_unix_files) {
+        if let (Some(p), true) = (path, remove) {
             if let Err(e) = std::fs::remove_file(&p) {
                 log(
                     Level::Emerg,
@@ -469,6 +486,7 @@ pub fn adopt_inherited(fds: &[RawFd], log: LogFn<'_>) -> Vec<Listener> {
                 entries: Vec::new(),
             },
             fd: owned,
+            inherited: true,
         });
     }
     out
@@ -632,7 +650,7 @@ pub(crate) mod tests {
             LocalAddr::Unix(p) => assert_eq!(p, path),
             _ => panic!("not a unix socket"),
         }
-        close_unused(opened, true, &mut sink);
+        close_unused(opened, true, false, &mut sink);
         assert!(!path.exists());
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -459,7 +459,8 @@ impl Master {
             return false;
         };
         let mut sink = |level: Level, msg: String| log!(level, "{msg}");
-        listen::close_unused(old, true, &mut sink);
+        let keep = self.old_master_alive();
+        listen::close_unused(old, true, keep, &mut sink);
         let old_pid = self.cycle.config.main.pid.clone();
         if new.config.main.pid != old_pid {
             if let Some(p) = &new.config.main.pid {
@@ -568,13 +569,32 @@ impl Master {
     /// are removed unless a new binary still uses them.
     fn close_listeners(&mut self) {
         let remove = self.new_binary == 0;
+        let keep = self.old_master_alive();
         let mut sink = |level: Level, msg: String| log!(level, "{msg}");
-        listen::close_unused(std::mem::take(&mut self.cycle.listeners), remove, &mut sink);
+        listen::close_unused(
+            std::mem::take(&mut self.cycle.listeners),
+            remove,
+            keep,
+            &mut sink,
+        );
+    }
+
+    /// Whether the master that passed us our sockets still runs (it is
+    /// still our parent), so inherited UNIX-domain socket files are its.
+    fn old_master_alive(&self) -> bool {
+        sys::getppid() == self.parent
     }
 
     fn exit(mut self) -> i32 {
         if let Some(p) = &self.cycle.config.main.pid {
-            if let Err(msg) = pidfile::delete(p) {
+            // During an upgrade our pid file is the renamed one; the new
+            // master owns the original name.
+            let p = if self.new_binary > 0 {
+                pidfile::oldbin(p)
+            } else {
+                p.clone()
+            };
+            if let Err(msg) = pidfile::delete(&p) {
                 log!(Level::Alert, "{msg}");
             }
         }
@@ -648,7 +668,7 @@ impl SingleControl {
             return None;
         };
         let mut sink = |level: Level, msg: String| log!(level, "{msg}");
-        listen::close_unused(old, true, &mut sink);
+        listen::close_unused(old, true, false, &mut sink);
         logging::install(new.logs.main.clone());
         self.cycle = new;
         let specs = self
@@ -708,6 +728,6 @@ pub fn single_process(opts: LoadOptions, cycle: Cycle, pipe: SignalPipe, daemoni
     }
     log!(Level::Notice, "exit");
     let mut sink = |level: Level, msg: String| log!(level, "{msg}");
-    listen::close_unused(std::mem::take(&mut cycle.listeners), true, &mut sink);
+    listen::close_unused(std::mem::take(&mut cycle.listeners), true, false, &mut sink);
     0
 }

@@ -98,8 +98,8 @@ pub(crate) fn init_cycle(config: Config, old: &mut Vec<Listener>) -> Option<Cycl
 /// nginx's start-up notices (after the event method line).
 fn os_status() {
     log!(Level::Notice, "postern/{}", crate::build_info::VERSION);
-    if let Some((sys, rel, ver)) = sys::uname() {
-        log!(Level::Notice, "OS: {sys} {rel} {ver}");
+    if let Some((sys, rel, _)) = sys::uname() {
+        log!(Level::Notice, "OS: {sys} {rel}");
     }
     if let Ok((cur, max)) = sys::getrlimit(sys::Resource::NoFile) {
         let show = |v: u64| {
@@ -162,7 +162,7 @@ pub fn run(opts: &LoadOptions, loaded: Loaded) -> i32 {
         return 1;
     };
     let mut sink = |level: Level, msg: String| log!(level, "{msg}");
-    listen::close_unused(old, false, &mut sink);
+    listen::close_unused(old, false, false, &mut sink);
     logging::install(cycle.logs.main.clone());
     log!(Level::Notice, "using the \"epoll\" event method");
     check_rlimit(&cycle.config);

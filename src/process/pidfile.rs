@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 /// Write `pid\n`, truncating what was there. The error is nginx's message.
 pub fn write(path: &Path, pid: i32) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
+        .mode(0o644)
         .write(true)
         .create(true)
         .truncate(true)
