@@ -1,0 +1,1 @@
+//! SASL (placeholder during development)
