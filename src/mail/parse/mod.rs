@@ -39,6 +39,7 @@
 pub mod imap;
 pub mod pop3;
 pub mod smtp;
+pub mod verb_line;
 
 use std::fmt;
 

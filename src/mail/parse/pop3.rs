@@ -12,7 +12,7 @@
 //! first argument. POP3's buffer is a fixed 128 bytes in nginx
 //! ([`POP3_BUFFER_SIZE`]).
 
-use super::{is_alpha, Args, Invalid, Next, Span, Status};
+use super::verb_line::{LineCommand, VerbLineParser};
 
 /// nginx's fixed POP3 client buffer size.
 pub const POP3_BUFFER_SIZE: usize = 128;
@@ -33,7 +33,7 @@ pub enum Pop3Command {
     Stls,
 }
 
-impl Pop3Command {
+impl LineCommand for Pop3Command {
     fn from_verb(verb: &[u8]) -> Option<Pop3Command> {
         let verb: [u8; 4] = verb.try_into().ok()?;
         Some(match &verb.map(|b| b.to_ascii_uppercase()) {
@@ -48,202 +48,25 @@ impl Pop3Command {
             _ => return None,
         })
     }
-}
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Start,
-    Verb,
-    Invalid,
-    SpacesBeforeArgument,
-    Argument,
-    AlmostDone,
-}
+    fn keeps_spaces(self) -> bool {
+        matches!(self, Pop3Command::User | Pop3Command::Pass)
+    }
 
-/// Resumable POP3 line parser; see the [module docs](super) for the flow.
-#[derive(Debug, Clone)]
-pub struct Pop3Parser {
-    state: State,
-    pos: usize,
-    verb_start: usize,
-    arg_start: usize,
-    command: Option<Pop3Command>,
-    verb: Span,
-    args: Args<POP3_MAX_ARGS>,
-}
-
-impl Default for Pop3Parser {
-    fn default() -> Self {
-        Self::new()
+    fn starts_sasl(self) -> bool {
+        self == Pop3Command::Auth
     }
 }
 
-impl Pop3Parser {
-    pub const fn new() -> Pop3Parser {
-        Pop3Parser {
-            state: State::Start,
-            pos: 0,
-            verb_start: 0,
-            arg_start: 0,
-            command: None,
-            verb: Span::new(0, 0),
-            args: Args::new(),
-        }
-    }
-
-    /// Parses from the current position to the end of `buf` (the filled
-    /// part of the session buffer, whose total size is `capacity`).
-    pub fn parse(&mut self, buf: &[u8], capacity: usize) -> Status<Pop3Command> {
-        let status = self.run(buf);
-        if status == Status::Incomplete && buf.len() >= capacity {
-            self.state = State::Start;
-            return Status::Invalid(Invalid::TooLong);
-        }
-        status
-    }
-
-    fn run(&mut self, buf: &[u8]) -> Status<Pop3Command> {
-        let mut p = self.pos;
-        while let Some(&ch) = buf.get(p) {
-            match self.state {
-                State::Start => {
-                    self.verb_start = p;
-                    self.state = State::Verb;
-                    continue;
-                }
-                State::Verb => {
-                    if matches!(ch, b' ' | b'\r' | b'\n') {
-                        let Some(command) = Pop3Command::from_verb(&buf[self.verb_start..p])
-                        else {
-                            return self.invalid(buf, p);
-                        };
-                        self.command = Some(command);
-                        self.verb = Span::new(self.verb_start, p);
-                        match ch {
-                            b' ' => self.state = State::SpacesBeforeArgument,
-                            b'\r' => self.state = State::AlmostDone,
-                            _ => return self.done(p),
-                        }
-                    } else if !is_alpha(ch) {
-                        return self.invalid(buf, p);
-                    }
-                }
-                State::Invalid => return self.invalid(buf, p),
-                State::SpacesBeforeArgument => match ch {
-                    b' ' => {}
-                    b'\r' => self.state = State::AlmostDone,
-                    b'\n' => return self.done(p),
-                    _ if self.args.len < POP3_MAX_ARGS => {
-                        self.state = State::Argument;
-                        self.arg_start = p;
-                    }
-                    _ => return self.invalid(buf, p),
-                },
-                State::Argument => match ch {
-                    b' ' if matches!(self.command, Some(Pop3Command::User | Pop3Command::Pass)) => {
-                    }
-                    b' ' | b'\r' | b'\n' => {
-                        self.args.push(Span::new(self.arg_start, p));
-                        match ch {
-                            b' ' => self.state = State::SpacesBeforeArgument,
-                            b'\r' => self.state = State::AlmostDone,
-                            _ => return self.done(p),
-                        }
-                    }
-                    _ => {}
-                },
-                State::AlmostDone => {
-                    if ch == b'\n' {
-                        return self.done(p);
-                    }
-                    return self.invalid(buf, p);
-                }
-            }
-            p += 1;
-        }
-        self.pos = p;
-        Status::Incomplete
-    }
-
-    fn done(&mut self, lf: usize) -> Status<Pop3Command> {
-        self.pos = lf + 1;
-        self.state = if self.command == Some(Pop3Command::Auth) {
-            State::Argument
-        } else {
-            State::Start
-        };
-        match self.command {
-            Some(command) => Status::Complete(command),
-            // A line completes only after a verb was recognised.
-            None => Status::Invalid(Invalid::Command),
-        }
-    }
-
-    /// Skips the rest of a rejected line through its LF.
-    fn invalid(&mut self, buf: &[u8], from: usize) -> Status<Pop3Command> {
-        self.state = State::Invalid;
-        self.args.clear();
-        match buf[from..].iter().position(|&b| b == b'\n') {
-            Some(offset) => {
-                self.state = State::Start;
-                self.pos = from + offset + 1;
-                Status::Invalid(Invalid::Command)
-            }
-            None => {
-                self.pos = buf.len();
-                Status::Incomplete
-            }
-        }
-    }
-
-    /// Arguments of the last complete line (at most [`POP3_MAX_ARGS`]).
-    pub fn args(&self) -> &[Span] {
-        self.args.as_slice()
-    }
-
-    /// The verb of the last complete command line, as the client wrote it.
-    pub fn verb(&self) -> Span {
-        self.verb
-    }
-
-    /// How far the buffer has been consumed.
-    pub fn pos(&self) -> usize {
-        self.pos
-    }
-
-    /// Ends the handling of a line; returns the new fill level of the
-    /// buffer (0 when everything was consumed and the buffer rewound).
-    pub fn finish(&mut self, filled: usize, next: Next) -> usize {
-        self.args.clear();
-        self.state = match next {
-            Next::SaslResponse => State::Argument,
-            Next::Command | Next::Auth => State::Start,
-        };
-        let mut filled = filled;
-        if self.pos >= filled {
-            self.pos = 0;
-            filled = 0;
-        }
-        if self.state == State::Argument {
-            self.arg_start = self.pos;
-        }
-        filled
-    }
-
-    /// Forgets buffered input (STLS: nothing read before TLS may be used);
-    /// the caller sets its fill level to 0.
-    pub fn discard_input(&mut self) {
-        self.pos = 0;
-        self.arg_start = 0;
-        self.state = State::Start;
-        self.args.clear();
-    }
-}
+/// Resumable POP3 line parser; see the [module docs](self) and [`super`]
+/// for the flow.
+pub type Pop3Parser = VerbLineParser<Pop3Command, POP3_MAX_ARGS>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::mail::parse::test_support::chunks;
+    use crate::mail::parse::{Invalid, Next, Status};
 
     type Event = (Status<Pop3Command>, Vec<Vec<u8>>);
 
