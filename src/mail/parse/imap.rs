@@ -162,7 +162,8 @@ impl ImapParser {
                     }
                     b'\r' | b'\n' => return self.invalid(buf, p),
                     _ => {
-                        let allowed = ch.is_ascii_alphanumeric() || matches!(ch, b'-' | b'.' | b'_');
+                        let allowed =
+                            ch.is_ascii_alphanumeric() || matches!(ch, b'-' | b'.' | b'_');
                         if !allowed || p - self.tag_start >= IMAP_MAX_TAG {
                             return self.invalid(buf, p);
                         }
@@ -179,8 +180,7 @@ impl ImapParser {
                 },
                 State::Verb => {
                     if matches!(ch, b' ' | b'\r' | b'\n') {
-                        let Some(command) = ImapCommand::from_verb(&buf[self.verb_start..p])
-                        else {
+                        let Some(command) = ImapCommand::from_verb(&buf[self.verb_start..p]) else {
                             return self.invalid(buf, p);
                         };
                         self.command = Some(command);
@@ -539,8 +539,14 @@ mod tests {
             (b"a NO0P\r\n", vec![bad(Some("a "))]),
             (b"a NOOP\rx\n", vec![bad(Some("a "))]),
             (b"a LOGIN u p\r\n", vec![ok(Login, "a ", &[b"u", b"p"])]),
-            (b"a LOGIN  u   p  \r\n", vec![ok(Login, "a ", &[b"u", b"p"])]),
-            (b"a LOGIN u p q\r\n", vec![ok(Login, "a ", &[b"u", b"p", b"q"])]),
+            (
+                b"a LOGIN  u   p  \r\n",
+                vec![ok(Login, "a ", &[b"u", b"p"])],
+            ),
+            (
+                b"a LOGIN u p q\r\n",
+                vec![ok(Login, "a ", &[b"u", b"p", b"q"])],
+            ),
             (b"a LOGIN u p q r\r\n", vec![bad(Some("a "))]),
             (b"a LOGIN u p q \"r\"\r\n", vec![bad(Some("a "))]),
             (b"a LOGIN u p q {1}\r\n", vec![bad(Some("a "))]),
@@ -549,10 +555,19 @@ mod tests {
                 vec![ok(Login, "a ", &[b"u s", b"p\"w\\"])],
             ),
             (b"a LOGIN \"\" \"\"\r\n", vec![ok(Login, "a ", &[b"", b""])]),
-            (b"a LOGIN \"a\"\"b\"\r\n", vec![ok(Login, "a ", &[b"a", b"b"])]),
+            (
+                b"a LOGIN \"a\"\"b\"\r\n",
+                vec![ok(Login, "a ", &[b"a", b"b"])],
+            ),
             (b"a LOGIN \"a\"b\r\n", vec![ok(Login, "a ", &[b"a", b"b"])]),
-            (b"a LOGIN u\"x p\r\n", vec![ok(Login, "a ", &[b"u\"x", b"p"])]),
-            (b"a LOGIN u\\x p\r\n", vec![ok(Login, "a ", &[b"u\\x", b"p"])]),
+            (
+                b"a LOGIN u\"x p\r\n",
+                vec![ok(Login, "a ", &[b"u\"x", b"p"])],
+            ),
+            (
+                b"a LOGIN u\\x p\r\n",
+                vec![ok(Login, "a ", &[b"u\\x", b"p"])],
+            ),
             (b"a LOGIN \"u\\\r\n", vec![bad(Some("a "))]),
             (
                 b"a LOGIN {3}\r\nbob {2}\r\npw\r\n",
@@ -586,19 +601,13 @@ mod tests {
             (b"a LOGIN {1x}\r\n", vec![bad(Some("a "))]),
             (b"a LOGIN {1+x}\r\n", vec![bad(Some("a "))]),
             (b"a LOGIN {-1}\r\n", vec![bad(Some("a "))]),
-            (
-                b"a LOGIN {99999999999999999999}\r\n",
-                vec![bad(Some("a "))],
-            ),
+            (b"a LOGIN {99999999999999999999}\r\n", vec![bad(Some("a "))]),
             // The overflow guard runs before every byte, '}' included.
             (
                 b"a LOGIN {922337203685477580}\r\n",
                 vec![ev(NEXT, Some("a "), &[])],
             ),
-            (
-                b"a LOGIN {922337203685477581}\r\n",
-                vec![bad(Some("a "))],
-            ),
+            (b"a LOGIN {922337203685477581}\r\n", vec![bad(Some("a "))]),
             // Invalid lines ending in a non-synchronizing literal close.
             (
                 b"a FOO {5+}\r\n",
@@ -707,7 +716,11 @@ mod tests {
             );
         }
         // A literal larger than the buffer.
-        let events = drive(b"a LOGIN {100}\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", 4, 64);
+        let events = drive(
+            b"a LOGIN {100}\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            4,
+            64,
+        );
         assert_eq!(
             events,
             vec![
@@ -743,10 +756,10 @@ mod tests {
     #[test]
     fn discard_input_restarts() {
         let mut parser = ImapParser::new();
-        assert_eq!(parser.parse(&mut *b"a NO".to_vec(), 64), Status::Incomplete);
+        assert_eq!(parser.parse(&mut b"a NO".to_vec(), 64), Status::Incomplete);
         parser.discard_input();
         assert_eq!(
-            parser.parse(&mut *b"b NOOP\r\n".to_vec(), 64),
+            parser.parse(&mut b"b NOOP\r\n".to_vec(), 64),
             Status::Complete(ImapCommand::Noop)
         );
     }

@@ -237,16 +237,10 @@ mod tests {
     fn pipelined_lines_keep_buffer_until_consumed() {
         let mut parser = Pop3Parser::new();
         let buf = b"NOOP\r\nQUIT\r\nCA";
-        assert_eq!(
-            parser.parse(buf, 128),
-            Status::Complete(Pop3Command::Noop)
-        );
+        assert_eq!(parser.parse(buf, 128), Status::Complete(Pop3Command::Noop));
         assert_eq!(parser.pos(), 6);
         assert_eq!(parser.finish(buf.len(), Next::Command), buf.len());
-        assert_eq!(
-            parser.parse(buf, 128),
-            Status::Complete(Pop3Command::Quit)
-        );
+        assert_eq!(parser.parse(buf, 128), Status::Complete(Pop3Command::Quit));
         assert_eq!(parser.verb().of(buf), b"QUIT");
         assert_eq!(parser.finish(buf.len(), Next::Command), buf.len());
         assert_eq!(parser.parse(buf, 128), Status::Incomplete);
@@ -274,6 +268,9 @@ mod tests {
         let mut parser = Pop3Parser::new();
         assert_eq!(parser.parse(b"NOO", 128), Status::Incomplete);
         parser.discard_input();
-        assert_eq!(parser.parse(b"QUIT\r\n", 128), Status::Complete(Pop3Command::Quit));
+        assert_eq!(
+            parser.parse(b"QUIT\r\n", 128),
+            Status::Complete(Pop3Command::Quit)
+        );
     }
 }

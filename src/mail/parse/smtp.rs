@@ -171,10 +171,16 @@ mod tests {
     fn table() {
         use SmtpCommand::*;
         let cases: Vec<(&[u8], Vec<Event>)> = vec![
-            (b"EHLO x.example\r\n", vec![ok_line(Ehlo, &["x.example"], "EHLO x.example")]),
+            (
+                b"EHLO x.example\r\n",
+                vec![ok_line(Ehlo, &["x.example"], "EHLO x.example")],
+            ),
             (b"helo x\n", vec![ok_line(Helo, &["x"], "helo x")]),
             (b"HELO\r\n", vec![ok(Helo, &[])]),
-            (b"HELO a b\r\n", vec![ok_line(Helo, &["a", "b"], "HELO a b")]),
+            (
+                b"HELO a b\r\n",
+                vec![ok_line(Helo, &["a", "b"], "HELO a b")],
+            ),
             (b"QUIT\r\n", vec![ok(Quit, &[])]),
             (b"NOOP x\r\n", vec![ok_line(Noop, &["x"], "NOOP x")]),
             (b"RSET\r\n", vec![ok(Rset, &[])]),

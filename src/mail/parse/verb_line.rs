@@ -81,8 +81,7 @@ impl<C: LineCommand, const N: usize> VerbLineParser<C, N> {
                 }
                 State::Verb => {
                     if matches!(ch, b' ' | b'\r' | b'\n') {
-                        let Some(command) = C::from_verb(&buf[self.verb_start..p])
-                        else {
+                        let Some(command) = C::from_verb(&buf[self.verb_start..p]) else {
                             return self.invalid(buf, p);
                         };
                         self.command = Some(command);
