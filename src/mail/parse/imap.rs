@@ -99,7 +99,8 @@ pub struct ImapParser {
     tag_start: usize,
     tag: Option<Span>,
     verb_start: usize,
-    verb: Span,
+    /// The command word of the current line; `None` on SASL response lines.
+    verb: Option<Span>,
     command: Option<ImapCommand>,
     arg_start: usize,
     quoted: bool,
@@ -123,7 +124,7 @@ impl ImapParser {
             tag_start: 0,
             tag: None,
             verb_start: 0,
-            verb: Span::new(0, 0),
+            verb: None,
             command: None,
             arg_start: 0,
             quoted: false,
@@ -184,7 +185,7 @@ impl ImapParser {
                             return self.invalid(buf, p);
                         };
                         self.command = Some(command);
-                        self.verb = Span::new(self.verb_start, p);
+                        self.verb = Some(Span::new(self.verb_start, p));
                         match ch {
                             b' ' => self.state = State::SpacesBeforeArgument,
                             b'\r' => self.state = State::AlmostDone,
@@ -325,6 +326,7 @@ impl ImapParser {
         self.no_sync_literal = false;
         self.literal_len = 0;
         self.args.clear();
+        self.verb = None;
         let Some(offset) = buf[from..].iter().position(|&b| b == b'\n') else {
             self.pos = buf.len();
             return Status::Incomplete;
@@ -358,8 +360,9 @@ impl ImapParser {
         self.args.as_slice()
     }
 
-    /// The command word of the last complete command line.
-    pub fn verb(&self) -> Span {
+    /// The command word of the complete line as the client wrote it;
+    /// `None` for a SASL response line.
+    pub fn verb(&self) -> Option<Span> {
         self.verb
     }
 
@@ -373,6 +376,7 @@ impl ImapParser {
     /// exchange goes on, so the tag stays valid.
     pub fn finish(&mut self, filled: usize, next: Next) -> usize {
         self.args.clear();
+        self.verb = None;
         if next == Next::SaslResponse {
             self.state = State::Argument;
             self.arg_start = self.pos;
@@ -398,6 +402,7 @@ impl ImapParser {
         self.state = State::Start;
         self.tag = None;
         self.args.clear();
+        self.verb = None;
     }
 }
 

@@ -241,7 +241,7 @@ mod tests {
         assert_eq!(parser.pos(), 6);
         assert_eq!(parser.finish(buf.len(), Next::Command), buf.len());
         assert_eq!(parser.parse(buf, 128), Status::Complete(Pop3Command::Quit));
-        assert_eq!(parser.verb().of(buf), b"QUIT");
+        assert_eq!(parser.verb().unwrap().of(buf), b"QUIT");
         assert_eq!(parser.finish(buf.len(), Next::Command), buf.len());
         assert_eq!(parser.parse(buf, 128), Status::Incomplete);
         assert_eq!(parser.pos(), buf.len());

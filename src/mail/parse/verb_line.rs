@@ -36,7 +36,8 @@ pub struct VerbLineParser<C, const N: usize> {
     verb_start: usize,
     arg_start: usize,
     command: Option<C>,
-    verb: Span,
+    /// The verb of the current line; `None` on SASL response lines.
+    verb: Option<Span>,
     args: Args<N>,
 }
 
@@ -54,7 +55,7 @@ impl<C: LineCommand, const N: usize> VerbLineParser<C, N> {
             verb_start: 0,
             arg_start: 0,
             command: None,
-            verb: Span::new(0, 0),
+            verb: None,
             args: Args::new(),
         }
     }
@@ -85,7 +86,7 @@ impl<C: LineCommand, const N: usize> VerbLineParser<C, N> {
                             return self.invalid(buf, p);
                         };
                         self.command = Some(command);
-                        self.verb = Span::new(self.verb_start, p);
+                        self.verb = Some(Span::new(self.verb_start, p));
                         match ch {
                             b' ' => self.state = State::SpacesBeforeArgument,
                             b'\r' => self.state = State::AlmostDone,
@@ -149,6 +150,7 @@ impl<C: LineCommand, const N: usize> VerbLineParser<C, N> {
     fn invalid(&mut self, buf: &[u8], from: usize) -> Status<C> {
         self.state = State::Invalid;
         self.args.clear();
+        self.verb = None;
         match buf[from..].iter().position(|&b| b == b'\n') {
             Some(offset) => {
                 self.state = State::Start;
@@ -167,8 +169,9 @@ impl<C: LineCommand, const N: usize> VerbLineParser<C, N> {
         self.args.as_slice()
     }
 
-    /// The verb of the last complete command line, as the client wrote it.
-    pub fn verb(&self) -> Span {
+    /// The verb of the complete line, as the client wrote it; `None` for a
+    /// SASL response line.
+    pub fn verb(&self) -> Option<Span> {
         self.verb
     }
 
@@ -177,7 +180,7 @@ impl<C: LineCommand, const N: usize> VerbLineParser<C, N> {
     /// (`Auth-SMTP-From` / `Auth-SMTP-To`). `None` without arguments.
     pub fn verb_through_last_arg(&self) -> Option<Span> {
         let last = self.args.as_slice().last()?;
-        Some(Span::new(self.verb.start, last.end))
+        Some(Span::new(self.verb?.start, last.end))
     }
 
     /// How far the buffer has been consumed.
@@ -189,6 +192,7 @@ impl<C: LineCommand, const N: usize> VerbLineParser<C, N> {
     /// buffer (0 when everything was consumed and the buffer rewound).
     pub fn finish(&mut self, filled: usize, next: Next) -> usize {
         self.args.clear();
+        self.verb = None;
         self.state = match next {
             Next::SaslResponse => State::Argument,
             Next::Command | Next::Auth => State::Start,
@@ -211,5 +215,6 @@ impl<C: LineCommand, const N: usize> VerbLineParser<C, N> {
         self.arg_start = 0;
         self.state = State::Start;
         self.args.clear();
+        self.verb = None;
     }
 }
