@@ -35,6 +35,12 @@
 //! full; then `parse` reports [`Invalid::TooLong`]. nginx logs it at `info`
 //! (see [`TooLongCommand`]), sends the protocol's invalid-command reply and
 //! closes the connection; it is not counted towards `max_errors`.
+//!
+//! The quirks documented in each parser were checked against stock nginx
+//! 1.22.1, whose parsers equal 1.31.5's except for two later IMAP fixes
+//! reproduced here from the 1.31.5 source: a literal must be followed by a
+//! space or the end of the line, and literal lengths of 922337203685477581
+//! and more are rejected.
 
 pub mod imap;
 pub mod pop3;

@@ -8,7 +8,7 @@
 //! (leading spaces are still skipped, trailing ones kept).
 //!
 //! After a complete AUTH line the parser expects a SASL response: the session
-//! says so with [`Next::SaslResponse`], and the next line's first word is the
+//! says so with [`Next::SaslResponse`](super::Next::SaslResponse), and the next line's first word is the
 //! first argument. POP3's buffer is a fixed 128 bytes in nginx
 //! ([`POP3_BUFFER_SIZE`]).
 
