@@ -217,7 +217,7 @@ mod tests {
             (b" EHLO x\r\n", vec![bad()]),
             (b"EHLO x\ry\r\nNOOP\r\n", vec![bad(), ok(Noop, &[])]),
             (
-                b"NOOP\r\nXXXX\r\nQUIT\r\n",
+                b"NOOP\r\nZZZZ\r\nQUIT\r\n",
                 vec![ok(Noop, &[]), bad(), ok(Quit, &[])],
             ),
             (
