@@ -15,6 +15,7 @@ fn setup(text: &str) -> (PathBuf, LoadOptions) {
         SEQ.fetch_add(1, Ordering::SeqCst)
     ));
     std::fs::create_dir_all(&dir).unwrap();
+    let text = text.replace("D/", &format!("{}/", dir.display()));
     std::fs::write(dir.join("n.conf"), text).unwrap();
     let opts = LoadOptions {
         prefix: dir.clone(),
@@ -99,6 +100,142 @@ mail {
 
 #[test]
 fn minimal_errors() {
-    assert_eq!(error_of("daemon off;\n"), "no \"events\" section in configuration");
-    assert_eq!(error_of(&mail("server { listen 8143; }")), "unknown mail protocol for server in D/n.conf:4");
+    assert_eq!(
+        error_of("daemon off;\n"),
+        "no \"events\" section in configuration"
+    );
+    assert_eq!(
+        error_of(&mail("server { listen 8143; }")),
+        "unknown mail protocol for server in D/n.conf:4"
+    );
+}
+
+/// The first lines of every broken config, as used with stock nginx.
+const HEADER: &str =
+    "load_module /usr/lib/nginx/modules/ngx_mail_module.so;\npid D/n.pid;\nerror_log D/e.log;\n";
+
+/// Broken configurations and nginx's message for each (`D` is the
+/// config's directory). Taken from `nginx -t` (1.22.1 with the mail
+/// module), except where 1.31.5's source words it differently
+/// (`listen` parameters, `proxy_protocol`, `resolver ipv4=/ipv6=`), where
+/// a check needs the TLS layer first, and for `http {}`, which Postern
+/// refuses. The flag marks cases that only mean something as root.
+const BROKEN: &[(&str, bool, &str, &str)] = &[
+    ("unknown_directive", false, "foo bar;\nevents {}\n", "unknown directive \"foo\" in D/n.conf:4"),
+    ("not_allowed", false, "events {}\nlisten 80;\n", "\"listen\" directive is not allowed here in D/n.conf:5"),
+    ("nargs", false, "events {}\ndaemon;\n", "invalid number of arguments in \"daemon\" directive in D/n.conf:5"),
+    ("flag_value", false, "daemon maybe;\nevents {}\n", "invalid value \"maybe\" in \"daemon\" directive, it must be \"on\" or \"off\" in D/n.conf:4"),
+    ("dup_flag", false, "daemon on;\ndaemon off;\nevents {}\n", "\"daemon\" directive is duplicate in D/n.conf:5"),
+    ("unexpected_brace", false, "events {}\n}\n", "unexpected \"}\" in D/n.conf:5"),
+    ("unexpected_semicolon", false, "events {}\n;\n", "unexpected \";\" in D/n.conf:5"),
+    ("unexpected_open", false, "events {}\n{\n", "unexpected \"{\" in D/n.conf:5"),
+    ("eof_in_stmt", false, "events {}\ndaemon on", "unexpected end of file, expecting \";\" or \"}\" in D/n.conf:5"),
+    ("eof_in_block", false, "events {\n", "unexpected end of file, expecting \"}\" in D/n.conf:5"),
+    ("not_terminated", false, "daemon on {\n}\nevents {}\n", "directive \"daemon\" is not terminated by \";\" in D/n.conf:4"),
+    ("no_opening", false, "events;\n", "directive \"events\" has no opening \"{\" in D/n.conf:4"),
+    ("no_events", false, "daemon on;\n", "no \"events\" section in configuration"),
+    ("events_dup", false, "events {}\nevents {}\n", "\"events\" directive is duplicate in D/n.conf:5"),
+    ("quote_junk", false, "events {}\ndaemon \"on\"x;\n", "unexpected \"x\" in D/n.conf:5"),
+    ("worker_processes_bad", false, "worker_processes x;\nevents {}\n", "\"worker_processes\" directive invalid value in D/n.conf:4"),
+    ("worker_connections_bad", false, "events { worker_connections x; }\n", "invalid number \"x\" in D/n.conf:4"),
+    ("use_bad", false, "events { use kqueue; }\n", "invalid event type \"kqueue\" in D/n.conf:4"),
+    ("timer_bad", false, "timer_resolution 1x;\nevents {}\n", "\"timer_resolution\" directive invalid value in D/n.conf:4"),
+    ("rlimit_core_bad", false, "worker_rlimit_core 1t;\nevents {}\n", "\"worker_rlimit_core\" directive invalid value in D/n.conf:4"),
+    ("rlimit_nofile_bad", false, "worker_rlimit_nofile -1;\nevents {}\n", "\"worker_rlimit_nofile\" directive invalid number in D/n.conf:4"),
+    ("priority_bad", false, "worker_priority abc;\nevents {}\n", "\"worker_priority\" directive invalid number in D/n.conf:4"),
+    ("affinity_bad", false, "worker_cpu_affinity 0102;\nevents {}\n", "invalid character \"2\" in \"worker_cpu_affinity\" in D/n.conf:4"),
+    ("affinity_auto_args", false, "worker_cpu_affinity auto 01 10;\nevents {}\n", "invalid number of arguments in \"worker_cpu_affinity\" directive in D/n.conf:4"),
+    ("errlog_level", false, "error_log D/e2.log foo;\nevents {}\n", "invalid log level \"foo\" in D/n.conf:4"),
+    ("errlog_dup_level", false, "error_log D/e2.log warn error;\nevents {}\n", "duplicate log level \"error\" in D/n.conf:4"),
+    ("syslog_noserver", false, "error_log syslog:facility=local1;\nevents {}\n", "no syslog server specified in D/n.conf:4"),
+    ("syslog_facility", false, "error_log syslog:server=127.0.0.1,facility=foo;\nevents {}\n", "unknown syslog facility \"foo\" in D/n.conf:4"),
+    ("syslog_param", false, "error_log syslog:server=127.0.0.1,foo=1,bar;\nevents {}\n", "unknown syslog parameter \"foo=1\" in D/n.conf:4"),
+    ("syslog_tag", false, "error_log syslog:server=127.0.0.1,tag=a-b;\nevents {}\n", "syslog \"tag\" only allows alphanumeric characters and underscore in D/n.conf:4"),
+    ("http_block", false, "events {}\nhttp {\n}\n", "\"http\" directive is not supported: postern serves mail only in D/n.conf:5"),
+    ("mail_dup", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver { listen 8143; protocol imap; }\n}\nmail {}\n", "\"mail\" directive is duplicate in D/n.conf:9"),
+    ("no_listen", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nprotocol imap;\n}\n}\n", "no \"listen\" is defined for server in D/n.conf:7"),
+    ("unknown_proto", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8143;\n}\n}\n", "unknown mail protocol for server in D/n.conf:7"),
+    ("bad_proto", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8143;\nprotocol nntp;\n}\n}\n", "unknown protocol \"nntp\" in D/n.conf:9"),
+    ("no_auth_http", false, "events {}\nmail {\nserver {\nlisten 8143;\nprotocol imap;\n}\n}\n", "no \"auth_http\" is defined for server in D/n.conf:6"),
+    ("dup_listen", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver { listen 127.0.0.1:8143; protocol imap; }\nserver { listen 127.0.0.1:8143; protocol imap; }\n}\n", "duplicate \"127.0.0.1:8143\" address and port pair in D/n.conf:8"),
+    ("listen_bad_port", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 127.0.0.1:0;\nprotocol imap;\n}\n}\n", "invalid port in \"127.0.0.1:0\" of the \"listen\" directive in D/n.conf:8"),
+    ("listen_bad_param", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8143 foo;\nprotocol imap;\n}\n}\n", "invalid parameter \"foo\" in D/n.conf:8"),
+    ("listen_backlog", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8143 backlog=x;\nprotocol imap;\n}\n}\n", "invalid backlog \"backlog=x\" in D/n.conf:8"),
+    ("listen_rcvbuf", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8143 rcvbuf=x;\nprotocol imap;\n}\n}\n", "invalid rcvbuf \"rcvbuf=x\" in D/n.conf:8"),
+    ("listen_sndbuf", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8143 sndbuf=1g;\nprotocol imap;\n}\n}\n", "invalid sndbuf \"sndbuf=1g\" in D/n.conf:8"),
+    ("listen_ipv6only", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten [::]:8143 ipv6only=ox;\nprotocol imap;\n}\n}\n", "invalid ipv6only flags \"ox\" in D/n.conf:8"),
+    ("listen_keepalive", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8143 so_keepalive=x;\nprotocol imap;\n}\n}\n", "invalid so_keepalive value: \"x\" in D/n.conf:8"),
+    ("listen_keepalive0", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8143 so_keepalive=::;\nprotocol imap;\n}\n}\n", "invalid so_keepalive value: \"::\" in D/n.conf:8"),
+    ("listen_range", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8145-8143;\nprotocol imap;\n}\n}\n", "invalid port range in \"8145-8143\" of the \"listen\" directive in D/n.conf:8"),
+    ("listen_host", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten no-such-host.invalid:8143;\nprotocol imap;\n}\n}\n", "host not found in \"no-such-host.invalid:8143\" of the \"listen\" directive in D/n.conf:8"),
+    ("listen_v6", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten [zz]:8143;\nprotocol imap;\n}\n}\n", "invalid IPv6 address in \"[zz]:8143\" of the \"listen\" directive in D/n.conf:8"),
+    ("listen_uri", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 127.0.0.1/x;\nprotocol imap;\n}\n}\n", "invalid host in \"127.0.0.1/x\" of the \"listen\" directive in D/n.conf:8"),
+    ("listen_ssl_nocert", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8993 ssl;\nprotocol imap;\n}\n}\n", "no \"ssl_certificate\" is defined for the \"listen ... ssl\" directive in D/n.conf:8"),
+    ("starttls_nocert", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8143;\nprotocol imap;\nstarttls on;\n}\n}\n", "no \"ssl_certificate\" is defined for the \"starttls\" directive in D/n.conf:10"),
+    ("starttls_nokey", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8143;\nprotocol imap;\nstarttls on;\nssl_certificate a.pem;\n}\n}\n", "no \"ssl_certificate_key\" is defined for the \"starttls\" directive in D/n.conf:10"),
+    ("starttls_value", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8143;\nprotocol imap;\nstarttls maybe;\n}\n}\n", "invalid value \"maybe\" in D/n.conf:10"),
+    ("verify_value", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8143;\nprotocol imap;\nssl_verify_client sometimes;\n}\n}\n", "invalid value \"sometimes\" in D/n.conf:10"),
+    ("ssl_protocols_bad", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8143;\nprotocol imap;\nssl_protocols TLSv9;\n}\n}\n", "invalid value \"TLSv9\" in D/n.conf:10"),
+    ("session_cache_bad", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8143;\nprotocol imap;\nssl_session_cache shared:x;\n}\n}\n", "invalid session cache \"shared:x\" in D/n.conf:10"),
+    ("session_cache_small", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8143;\nprotocol imap;\nssl_session_cache shared:x:1k;\n}\n}\n", "session cache \"shared:x:1k\" is too small in D/n.conf:10"),
+    ("session_cache_builtin", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8143;\nprotocol imap;\nssl_session_cache builtin:x;\n}\n}\n", "invalid session cache \"builtin:x\" in D/n.conf:10"),
+    ("session_cache_conflict", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nssl_session_cache shared:SSL:1m;\nserver { listen 8143; protocol imap; ssl_session_cache shared:SSL:2m; }\n}\n", "the size 2097152 of shared memory zone \"SSL\" conflicts with already declared size 1048576 in D/n.conf:8"),
+    ("session_timeout_bad", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8143;\nprotocol imap;\nssl_session_timeout 10ms;\n}\n}\n", "\"ssl_session_timeout\" directive invalid value in D/n.conf:10"),
+    ("auth_http_host", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver { listen 8143; protocol imap; auth_http no-such-host.invalid/auth; }\n}\n", "host not found in auth_http \"no-such-host.invalid/auth\" in D/n.conf:7"),
+    ("auth_http_port", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver { listen 8143; protocol imap; auth_http http://127.0.0.1:x/auth; }\n}\n", "invalid port in auth_http \"127.0.0.1:x/auth\" in D/n.conf:7"),
+    ("imap_auth_bad", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8143;\nprotocol imap;\nimap_auth plain apop;\n}\n}\n", "invalid value \"apop\" in D/n.conf:10"),
+    ("pop3_auth_bad", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8110;\nprotocol pop3;\npop3_auth login;\n}\n}\n", "invalid value \"login\" in D/n.conf:10"),
+    ("smtp_auth_bad", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8025;\nprotocol smtp;\nsmtp_auth apop;\n}\n}\n", "invalid value \"apop\" in D/n.conf:10"),
+    ("proxy_protocol_bad", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8025;\nprotocol smtp;\nproxy_protocol v3;\n}\n}\n", "invalid value \"v3\" in D/n.conf:10"),
+    ("proxy_buffer_bad", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8025;\nprotocol smtp;\nproxy_buffer 1x;\n}\n}\n", "\"proxy_buffer\" directive invalid value in D/n.conf:10"),
+    ("timeout_bad", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8025;\nprotocol smtp;\ntimeout 1M;\n}\n}\n", "\"timeout\" directive invalid value in D/n.conf:10"),
+    ("max_errors_bad", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8025;\nprotocol smtp;\nmax_errors x;\n}\n}\n", "\"max_errors\" directive invalid number in D/n.conf:10"),
+    ("timeout_dup", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8025;\nprotocol smtp;\ntimeout 1s;\ntimeout 2s;\n}\n}\n", "\"timeout\" directive is duplicate in D/n.conf:11"),
+    ("resolver_bad", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8025;\nprotocol smtp;\nresolver 127.0.0.1 valid=x;\n}\n}\n", "invalid parameter: valid=x in D/n.conf:10"),
+    ("resolver_both_off", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8025;\nprotocol smtp;\nresolver 127.0.0.1 ipv4=off ipv6=off;\n}\n}\n", "\"ipv4\" and \"ipv6\" cannot both be \"off\" in D/n.conf:10"),
+    ("resolver_dup", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8025;\nprotocol smtp;\nresolver off;\nresolver off;\n}\n}\n", "\"resolver\" directive is duplicate in D/n.conf:11"),
+    ("realip_bad", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8025;\nprotocol smtp;\nset_real_ip_from no-such-host.invalid;\n}\n}\n", "host not found in set_real_ip_from \"no-such-host.invalid\" in D/n.conf:10"),
+    ("listen_in_mail", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nlisten 8143;\n}\n", "\"listen\" directive is not allowed here in D/n.conf:7"),
+    ("server_in_server", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8143;\nprotocol imap;\nserver {}\n}\n}\n", "\"server\" directive is not allowed here in D/n.conf:10"),
+    ("user_bad", true, "user no-such-user-x;\nevents {}\n", "getpwnam(\"no-such-user-x\") failed in D/n.conf:4"),
+    ("group_bad", true, "user root no-such-group-x;\nevents {}\n", "getgrnam(\"no-such-group-x\") failed in D/n.conf:4"),
+    ("include_missing", false, "include D/missing.conf;\nevents {}\n", "open() \"D/missing.conf\" failed (2: No such file or directory) in D/n.conf:4"),
+    ("include_nargs", false, "include a b;\nevents {}\n", "invalid number of arguments in \"include\" directive in D/n.conf:4"),
+    ("load_module_late", false, "events {}\nload_module /usr/lib/nginx/modules/ngx_mail_module.so;\n", "\"load_module\" directive is specified too late in D/n.conf:5"),
+    ("verify_no_ca", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8993 ssl;\nprotocol imap;\nssl_certificate D/a.pem;\nssl_certificate_key D/a.pem;\nssl_verify_client on;\n}\n}\n", "no ssl_client_certificate or ssl_trusted_certificate for ssl_verify_client"),
+    ("keys_fewer", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8993 ssl;\nprotocol imap;\nssl_certificate a.pem;\nssl_certificate b.pem;\nssl_certificate_key a.key;\n}\n}\n", "no \"ssl_certificate_key\" is defined for certificate \"b.pem\" and the \"listen ... ssl\" directive in D/n.conf:8"),
+    ("debug_conn_bad", false, "events { debug_connection no-such-host.invalid; }\n", "host not found in debug_connection \"no-such-host.invalid\" in D/n.conf:4"),
+    ("memory_small", false, "error_log memory:1k;\nevents {}\n", "invalid buffer size \"1k\" in D/n.conf:4"),
+    ("msec_year", false, "worker_shutdown_timeout 1y;\nevents {}\n", "\"worker_shutdown_timeout\" directive invalid value in D/n.conf:4"),
+    ("ssl_starttls_conflict", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8143;\nprotocol imap;\nssl on;\nstarttls on;\n}\n}\n", "\"ssl\" directive conflicts with \"starttls\" in D/n.conf:11"),
+    ("sq_unterminated", false, "events {}\ndaemon 'on;\n", "unexpected end of file, expecting \";\" or \"}\" in D/n.conf:6"),
+    ("rbrace_in_args", false, "events {}\ndaemon on }\n", "unexpected \"}\" in D/n.conf:5"),
+    ("block_in_stmt_eof", false, "events {\nworker_connections 10;\n", "unexpected end of file, expecting \"}\" in D/n.conf:6"),
+    ("capabilities_nargs", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8143;\nprotocol imap;\nimap_capabilities;\n}\n}\n", "invalid number of arguments in \"imap_capabilities\" directive in D/n.conf:10"),
+    ("auth_http_header_nargs", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8143;\nprotocol imap;\nauth_http_header X;\n}\n}\n", "invalid number of arguments in \"auth_http_header\" directive in D/n.conf:10"),
+    ("worker_priority_dup", false, "worker_priority 1;\nworker_priority 2;\nevents {}\n", "\"worker_priority\" directive is duplicate in D/n.conf:5"),
+    ("env_ok_then_bad", false, "env A=b;\nenv;\nevents {}\n", "invalid number of arguments in \"env\" directive in D/n.conf:5"),
+    ("listen_unix_empty", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten unix:;\nprotocol imap;\n}\n}\n", "no path in the unix domain socket in \"unix:\" of the \"listen\" directive in D/n.conf:8"),
+    ("dup_listen_unix", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver { listen unix:D/s; protocol imap; }\nserver { listen unix:D/s; protocol imap; }\n}\n", "duplicate \"unix:D/s\" address and port pair in D/n.conf:8"),
+    ("mail_server_nargs", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver x {}\n}\n", "invalid number of arguments in \"server\" directive in D/n.conf:7"),
+    ("password_file_missing", false, "events {}\nmail {\n auth_http 127.0.0.1:9000/auth;\nserver {\nlisten 8143;\nprotocol imap;\nssl_password_file D/nopw;\n}\n}\n", "open() \"D/nopw\" failed (2: No such file or directory) in D/n.conf:10"),
+
+];
+
+#[test]
+fn broken_configs_give_nginx_messages() {
+    let root = sys::euid() == 0;
+    let mut failures = Vec::new();
+    for (name, needs_root, body, expected) in BROKEN {
+        if *needs_root && !root {
+            continue;
+        }
+        let got = error_of(&format!("{HEADER}{body}"));
+        if got != *expected {
+            failures.push(format!(
+                "{name}:\n  expected: {expected}\n  got:      {got}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

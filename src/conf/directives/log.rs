@@ -63,7 +63,7 @@ pub fn parse(ev: &mut Eval, d: &Directive) -> Result<ErrorLog, ConfMessage> {
         let needed = 11 + d.origin.file.as_os_str().len() + 20 + 20 + MAX_ERROR_STR;
         match units::parse_size(size) {
             Some(n) if n >= needed => LogTarget::Memory(n),
-            _ => return Err(fail(d, format!("invalid buffer size \"{v}\""))),
+            _ => return Err(fail(d, format!("invalid buffer size \"{size}\""))),
         }
     } else if let Some(rest) = v.strip_prefix("syslog:") {
         LogTarget::Syslog(syslog(d, rest)?)
