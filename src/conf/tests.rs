@@ -239,3 +239,19 @@ fn broken_configs_give_nginx_messages() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn parse_tree_survives_every_prefix_and_odd_bytes() {
+    let sample = "mail {\n server { listen \"127.0.0.1:25\" 'x\\'y' ${a}; # c\n }\n}\n\\ \"\\\" ';\0\u{fffd}\n";
+    for end in 0..=sample.len() {
+        if sample.is_char_boundary(end) {
+            let _ = parse_tree(&sample.as_bytes()[..end]);
+        }
+    }
+    for odd in [&b"\xff\xfe;"[..], b"\"", b"'", b"\\", b"{{{{", b"}}}}", b"a {", b"$", b"${", b"a\"b\";"] {
+        let _ = parse_tree(odd);
+    }
+    assert_eq!(parse_tree(b"a; b { c; d { e; } }").unwrap(), 5);
+    let long = format!("a {};", "x".repeat(10_000));
+    assert!(parse_tree(long.as_bytes()).unwrap_err().text.starts_with("too long parameter"));
+}
