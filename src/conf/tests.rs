@@ -248,10 +248,438 @@ fn parse_tree_survives_every_prefix_and_odd_bytes() {
             let _ = parse_tree(&sample.as_bytes()[..end]);
         }
     }
-    for odd in [&b"\xff\xfe;"[..], b"\"", b"'", b"\\", b"{{{{", b"}}}}", b"a {", b"$", b"${", b"a\"b\";"] {
+    for odd in [
+        &b"\xff\xfe;"[..],
+        b"\"",
+        b"'",
+        b"\\",
+        b"{{{{",
+        b"}}}}",
+        b"a {",
+        b"$",
+        b"${",
+        b"a\"b\";",
+    ] {
         let _ = parse_tree(odd);
     }
     assert_eq!(parse_tree(b"a; b { c; d { e; } }").unwrap(), 5);
     let long = format!("a {};", "x".repeat(10_000));
-    assert!(parse_tree(long.as_bytes()).unwrap_err().text.starts_with("too long parameter"));
+    assert!(parse_tree(long.as_bytes())
+        .unwrap_err()
+        .text
+        .starts_with("too long parameter"));
+}
+
+fn error_with_globals(text: &str, globals: &str) -> String {
+    let (dir, mut opts) = setup(text);
+    opts.globals = Some(globals.to_string());
+    let r = load(&opts);
+    std::fs::remove_dir_all(&dir).unwrap();
+    match r {
+        Ok(l) => format!("loaded daemon={}", l.config.main.daemon),
+        Err(e) => e.text.replace(&dir.display().to_string(), "D"),
+    }
+}
+
+#[test]
+fn command_line_globals() {
+    let file = format!("{HEADER}daemon on;\nevents {{}}\n");
+    let cases = [
+        (
+            "daemon off",
+            "unexpected end of parameter, expecting \";\" in command line",
+        ),
+        (
+            "daemon off;",
+            "\"daemon\" directive is duplicate in D/n.conf:4",
+        ),
+        ("foo;", "unknown directive \"foo\" in command line"),
+        (
+            "events {}",
+            "block directives are not supported in -g option in command line",
+        ),
+        ("daemon off; ;", "unexpected \";\" in command line"),
+        (
+            "listen 1;",
+            "\"listen\" directive is not allowed here in command line",
+        ),
+        (
+            "daemon 'x;",
+            "unexpected end of parameter, expecting \";\" in command line",
+        ),
+    ];
+    for (g, expected) in cases {
+        assert_eq!(error_with_globals(&file, g), expected, "-g {g:?}");
+    }
+    assert_eq!(
+        error_with_globals(&format!("{HEADER}events {{}}\n"), "daemon off;"),
+        "loaded daemon=false"
+    );
+}
+
+#[test]
+fn defaults() {
+    let l = load_text(&format!("{BASE}mail {{ auth_http unix:/run/auth.sock:/a; server {{ listen 8025; protocol smtp; }} }}\n"))
+        .unwrap();
+    let c = &l.config;
+    assert!(c.main.daemon && c.main.master_process);
+    assert_eq!(c.main.worker_processes, 1);
+    assert_eq!(c.main.worker_priority, 0);
+    assert_eq!(
+        c.main.error_log,
+        [ErrorLog {
+            target: LogTarget::Stderr,
+            level: Level::Error
+        }]
+    );
+    assert!(c
+        .main
+        .pid
+        .as_ref()
+        .unwrap()
+        .ends_with(build_info::DEFAULT_PID_PATH));
+    assert_eq!(c.events.worker_connections, 512);
+    assert_eq!(
+        c.events.accept_mutex_delay,
+        std::time::Duration::from_millis(500)
+    );
+    let s = &c.mail.as_ref().unwrap().servers[0];
+    assert_eq!(s.timeout, std::time::Duration::from_secs(60));
+    assert_eq!(s.resolver_timeout, std::time::Duration::from_secs(30));
+    assert_eq!(s.max_errors, 5);
+    assert_eq!(s.server_name, sys::hostname());
+    assert_eq!(s.resolver, None);
+    assert_eq!(s.error_log, None);
+    assert_eq!(s.ssl.starttls, StartTls::Off);
+    assert_eq!(
+        s.ssl.protocols,
+        SslProtocols {
+            tlsv1_2: true,
+            tlsv1_3: true,
+            ..Default::default()
+        }
+    );
+    assert_eq!(s.ssl.ciphers, "HIGH:!aNULL:!MD5");
+    assert_eq!(s.ssl.ecdh_curve, "auto");
+    assert_eq!(s.ssl.session_cache.mode, SessionCacheMode::None);
+    assert!(s.ssl.session_tickets);
+    assert_eq!(s.ssl.session_timeout, std::time::Duration::from_secs(300));
+    assert_eq!(s.ssl.verify_depth, 1);
+    assert_eq!(
+        s.auth_http.peer,
+        AuthHttpPeer::Unix(PathBuf::from("/run/auth.sock"))
+    );
+    assert_eq!(s.auth_http.host_header, "localhost");
+    assert_eq!(s.auth_http.uri, "/a");
+    assert_eq!(s.auth_http.timeout, std::time::Duration::from_secs(60));
+    assert_eq!(s.proxy.buffer_size, 4096);
+    assert_eq!(s.proxy.timeout, std::time::Duration::from_secs(86_400));
+    assert!(s.proxy.xclient && !s.proxy.smtp_auth && !s.proxy.pass_error_message);
+    assert_eq!(s.proxy.proxy_protocol, ProxyProtocolVersion::Off);
+    assert_eq!(s.imap.capabilities, ["IMAP4", "IMAP4rev1", "UIDPLUS"]);
+    assert_eq!(
+        s.imap.auth,
+        AuthMethods {
+            plain: true,
+            ..Default::default()
+        }
+    );
+    assert_eq!(s.pop3.capabilities, ["TOP", "USER", "UIDL"]);
+    assert_eq!(
+        s.pop3.auth,
+        AuthMethods {
+            plain: true,
+            login: true,
+            ..Default::default()
+        }
+    );
+    assert!(s.smtp.capabilities.is_empty());
+    assert_eq!(
+        s.smtp.auth,
+        AuthMethods {
+            plain: true,
+            login: true,
+            ..Default::default()
+        }
+    );
+    assert_eq!(s.smtp.greeting_delay, std::time::Duration::ZERO);
+    assert_eq!(s.imap.client_buffer, 4096);
+    let l = &c.mail.as_ref().unwrap().listens[0];
+    assert_eq!(
+        (l.backlog, l.ipv6only, l.bind, l.ssl),
+        (511, true, false, false)
+    );
+    assert_eq!(l.so_keepalive, KeepAlive::Default);
+}
+
+#[test]
+fn inheritance() {
+    let text = format!(
+        "{BASE}mail {{
+ auth_http 127.0.0.1:9000;
+ auth_http_header X-A 1;
+ timeout 10s;
+ imap_capabilities A B;
+ smtp_auth none;
+ error_log stderr warn;
+ ssl_certificate c.pem;
+ ssl_certificate_key c.key;
+ ssl_session_cache shared:SSL:1m;
+ resolver 127.0.0.1 valid=30s;
+ set_real_ip_from 10.0.0.0/8;
+ server {{ listen 8143; protocol imap; }}
+ server {{ listen 8144; protocol imap; timeout 20s; imap_capabilities C; auth_http_header X-B 2;
+          ssl_session_cache builtin:1000; error_log stderr info; resolver off; }}
+ server {{ listen 8025; protocol smtp; auth_http unix:/s; }}
+}}
+"
+    );
+    let (dir, opts) = setup(&text);
+    let c = load(&opts).unwrap().config;
+    let m = c.mail.unwrap();
+    let (a, b, s) = (&m.servers[0], &m.servers[1], &m.servers[2]);
+    assert_eq!(a.timeout, std::time::Duration::from_secs(10));
+    assert_eq!(b.timeout, std::time::Duration::from_secs(20));
+    assert_eq!(a.imap.capabilities, ["A", "B"]);
+    assert_eq!(
+        b.imap.capabilities,
+        ["C"],
+        "capabilities are inherited as a whole"
+    );
+    assert_eq!(a.auth_http.headers, [("X-A".to_string(), "1".to_string())]);
+    assert_eq!(b.auth_http.headers, [("X-B".to_string(), "2".to_string())]);
+    assert_eq!(s.auth_http.peer, AuthHttpPeer::Unix(PathBuf::from("/s")));
+    assert_eq!(s.auth_http.headers.len(), 1);
+    assert_eq!(
+        s.smtp.auth,
+        AuthMethods {
+            none: true,
+            ..Default::default()
+        }
+    );
+    assert_eq!(a.error_log.as_ref().unwrap()[0].level, Level::Warn);
+    assert_eq!(b.error_log.as_ref().unwrap()[0].level, Level::Info);
+    assert_eq!(a.ssl.certificates, [CertSource::File(dir.join("c.pem"))]);
+    assert_eq!(a.ssl.certificate_keys, [KeySource::File(dir.join("c.key"))]);
+    let zone = ShmZone {
+        name: "SSL".into(),
+        size: 1 << 20,
+    };
+    assert_eq!(
+        a.ssl.session_cache,
+        SessionCache {
+            mode: SessionCacheMode::Cache,
+            builtin: None,
+            shared: Some(zone.clone())
+        }
+    );
+    assert_eq!(
+        b.ssl.session_cache,
+        SessionCache {
+            mode: SessionCacheMode::Cache,
+            builtin: Some(Some(1000)),
+            shared: Some(zone.clone())
+        }
+    );
+    assert_eq!(m.shm_zones, [zone]);
+    assert_eq!(
+        a.resolver.as_ref().unwrap().valid,
+        Some(std::time::Duration::from_secs(30))
+    );
+    assert_eq!(b.resolver, None);
+    assert_eq!(s.set_real_ip_from.len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn old_configurations_load() {
+    let text = format!(
+        "{BASE}mail {{
+ auth_http 127.0.0.1:9000/auth;
+ ssl_protocols SSLv3 TLSv1;
+ ssl_session_cache builtin:1000 shared:SSL:10m;
+ server {{ listen 993; ssl on; ssl_certificate c.pem; ssl_certificate_key c.key; }}
+}}
+"
+    );
+    let l = load_text(&text).unwrap();
+    assert_eq!(
+        l.warnings,
+        [ConfMessage {
+            level: Level::Warn,
+            text: l.warnings[0].text.clone()
+        }]
+    );
+    assert!(l.warnings[0].text.starts_with(
+        "the \"ssl\" directive is deprecated, use the \"listen ... ssl\" directive instead in "
+    ));
+    let s = &l.config.mail.unwrap().servers[0];
+    assert!(s.ssl.ssl_on);
+    assert_eq!(s.protocol, Protocol::Imap);
+    assert!(s.ssl.protocols.sslv3 && s.ssl.protocols.tlsv1 && !s.ssl.protocols.tlsv1_2);
+    assert_eq!(s.ssl.session_cache.builtin, Some(Some(1000)));
+    assert_eq!(
+        error_of(&mail("server { listen 993; ssl on; }")),
+        "no \"ssl_certificate\" is defined for the \"ssl\" directive in D/n.conf:4"
+    );
+}
+
+#[test]
+fn protocol_detection_by_port() {
+    for (port, proto) in [
+        (143, Protocol::Imap),
+        (993, Protocol::Imap),
+        (110, Protocol::Pop3),
+        (995, Protocol::Pop3),
+    ] {
+        assert_eq!(directives::mail::protocol_for_port(port), Some(proto));
+    }
+    for port in [25, 465, 587] {
+        assert_eq!(
+            directives::mail::protocol_for_port(port),
+            Some(Protocol::Smtp)
+        );
+    }
+    assert_eq!(directives::mail::protocol_for_port(8143), None);
+    // An explicit protocol wins over the port, and the first listen decides.
+    let c = load_text(&mail("server { protocol smtp; listen 110; }\nserver { listen 127.0.0.1:995; listen 127.0.0.1:25; }"))
+        .unwrap()
+        .config;
+    let m = c.mail.unwrap();
+    assert_eq!(m.servers[0].protocol, Protocol::Smtp);
+    assert_eq!(m.servers[1].protocol, Protocol::Pop3);
+}
+
+#[test]
+fn listen_parameters() {
+    let c = load_text(&mail(
+        "server { protocol imap; listen [::]:8143 ipv6only=off backlog=10 rcvbuf=8k sndbuf=1m so_keepalive=30m::10 ssl proxy_protocol multipath;
+          ssl_certificate a; ssl_certificate_key a; listen unix:/tmp/p.sock; listen 127.0.0.1:9000-9001; }",
+    ))
+    .unwrap()
+    .config;
+    let ls = c.mail.unwrap().listens;
+    assert_eq!(ls.len(), 4);
+    let l = &ls[0];
+    assert_eq!(l.addr_text, "[::]:8143");
+    assert!(l.wildcard && !l.ipv6only && l.bind && l.ssl && l.proxy_protocol && l.multipath);
+    assert_eq!(
+        (l.backlog, l.rcvbuf, l.sndbuf),
+        (10, Some(8192), Some(1 << 20))
+    );
+    assert_eq!(
+        l.so_keepalive,
+        KeepAlive::Tuned {
+            idle: Some(1800),
+            intvl: None,
+            cnt: Some(10)
+        }
+    );
+    assert_eq!(ls[1].addr, ListenAddr::Unix(PathBuf::from("/tmp/p.sock")));
+    assert_eq!(ls[1].addr_text, "unix:/tmp/p.sock");
+    assert_eq!(ls[2].addr_text, "127.0.0.1:9000");
+    assert_eq!(ls[3].addr_text, "127.0.0.1:9001");
+}
+
+#[test]
+fn includes_relative_to_the_main_file_and_files_for_dump() {
+    let (dir, opts) = setup(&format!("{BASE}include conf.d/*.conf;\n"));
+    std::fs::create_dir_all(dir.join("conf.d")).unwrap();
+    std::fs::write(
+        dir.join("conf.d/b.conf"),
+        "mail { auth_http 127.0.0.1:1; server { listen 8143; protocol imap; } }\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("conf.d/a.conf"), "worker_processes 3;\n").unwrap();
+    let c = load(&opts).unwrap().config;
+    assert_eq!(c.main.worker_processes, 3);
+    let names: Vec<_> = c
+        .files
+        .iter()
+        .map(|f| f.path.strip_prefix(&dir).unwrap().display().to_string())
+        .collect();
+    assert_eq!(names, ["n.conf", "conf.d/a.conf", "conf.d/b.conf"]);
+    assert!(c.files[2].contents.contains("listen 8143"));
+    std::fs::write(dir.join("conf.d/b.conf"), "mail {\n").unwrap();
+    let e = load(&opts).unwrap_err().text;
+    assert_eq!(
+        e,
+        format!(
+            "unexpected end of file, expecting \"}}\" in {}/conf.d/b.conf:2",
+            dir.display()
+        )
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn main_file_errors_have_no_location() {
+    let (dir, mut opts) = setup("");
+    opts.conf_file = dir.join("missing.conf");
+    assert_eq!(
+        load(&opts).unwrap_err().text,
+        format!(
+            "open() \"{}/missing.conf\" failed (2: No such file or directory)",
+            dir.display()
+        )
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn main_context_values() {
+    let c = load_text(&format!(
+        "worker_processes auto;\nworker_priority -5;\nworker_cpu_affinity auto 1010;\nenv A=b;\nenv TZ;\n\
+         worker_shutdown_timeout \"1h 30m\";\nworker_rlimit_core 1g;\nworker_rlimit_nofile 4096;\npid run/p.pid;\n\
+         error_log syslog:server=127.0.0.1:5140,facility=mail,severity=warn,tag=pt,nohostname notice;\n\
+         load_module modules/ngx_mail_module.so;\n{BASE}"
+    ))
+    .unwrap()
+    .config;
+    assert_eq!(c.main.worker_processes, sys::online_cpus());
+    assert_eq!(c.main.worker_priority, -5);
+    assert_eq!(
+        c.main.worker_cpu_affinity,
+        CpuAffinity::Auto {
+            mask: Some(vec![false, true, false, true])
+        }
+    );
+    assert_eq!(
+        c.main.env[0],
+        EnvVar {
+            name: "A".into(),
+            value: Some("b".into())
+        }
+    );
+    assert_eq!(
+        c.main.env[1],
+        EnvVar {
+            name: "TZ".into(),
+            value: None
+        }
+    );
+    assert_eq!(
+        c.main.worker_shutdown_timeout,
+        Some(std::time::Duration::from_secs(5400))
+    );
+    assert_eq!(c.main.worker_rlimit_core, Some(1 << 30));
+    assert_eq!(c.main.worker_rlimit_nofile, Some(4096));
+    assert!(c.main.pid.as_ref().unwrap().ends_with("run/p.pid"));
+    assert_eq!(
+        c.main.error_log[0],
+        ErrorLog {
+            target: LogTarget::Syslog(SyslogTarget {
+                server: SyslogServer::Udp("127.0.0.1:5140".parse().unwrap()),
+                facility: 2,
+                severity: 4,
+                tag: "pt".into(),
+                nohostname: true
+            }),
+            level: Level::Notice
+        }
+    );
+    assert!(error_of(&format!(
+        "load_module modules/ngx_http_x_module.so;\n{BASE}"
+    ))
+    .starts_with("load_module \""));
 }
