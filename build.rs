@@ -20,7 +20,13 @@ fn main() {
         get("POSTERN_LOCK_PATH", "logs/postern.lock"),
     );
     std::fs::write(format!("{out}/build_info.rs"), s).unwrap();
-    for k in ["POSTERN_PREFIX", "POSTERN_CONF_PATH", "POSTERN_PID_PATH", "POSTERN_ERROR_LOG_PATH", "POSTERN_LOCK_PATH"] {
+    for k in [
+        "POSTERN_PREFIX",
+        "POSTERN_CONF_PATH",
+        "POSTERN_PID_PATH",
+        "POSTERN_ERROR_LOG_PATH",
+        "POSTERN_LOCK_PATH",
+    ] {
         println!("cargo:rerun-if-env-changed={k}");
     }
 }
