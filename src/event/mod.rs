@@ -826,4 +826,76 @@ mod tests {
         assert_eq!(counter.get(), 2);
         assert_eq!(lp.active(), 0);
     }
+
+    /// Never finishes by itself: only the shutdown timer ends it.
+    struct Stubborn {
+        _stream: Stream,
+        closed: Rc<Cell<bool>>,
+    }
+
+    impl Handler for Stubborn {
+        fn ready(&mut self, _ctx: &mut Ctx<'_>, _ev: Readiness) -> Next {
+            Next::Continue
+        }
+        fn timeout(&mut self, _ctx: &mut Ctx<'_>, _tag: u32) -> Next {
+            Next::Continue
+        }
+        fn close(&mut self, _ctx: &mut Ctx<'_>) {
+            self.closed.set(true);
+        }
+    }
+
+    struct StubbornAcceptor(Rc<Cell<bool>>);
+
+    impl Acceptor for StubbornAcceptor {
+        fn accept(&mut self, mut conn: Accepted, ctx: &mut Ctx<'_>) -> Option<Box<dyn Handler>> {
+            ctx.register(&mut conn.stream, Interest::READABLE).unwrap();
+            Some(Box::new(Stubborn {
+                _stream: conn.stream,
+                closed: self.0.clone(),
+            }))
+        }
+    }
+
+    #[test]
+    fn shutdown_timeout_closes_busy_connections_and_limit_applies() {
+        let std_l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        std_l.set_nonblocking(true).unwrap();
+        let addr = std_l.local_addr().unwrap();
+        let closed = Rc::new(Cell::new(false));
+        let mut s = settings(3);
+        s.shutdown_timeout = Some(Duration::from_millis(150));
+        s.multi_accept = true;
+        let mut lp = EventLoop::new(
+            vec![Listening {
+                sock: ListenSock::Tcp(TcpListener::from_std(std_l)),
+                addr_text: addr.to_string(),
+                id: 0,
+            }],
+            Box::new(StubbornAcceptor(closed.clone())),
+            s,
+            Box::new(|| 1),
+        )
+        .unwrap();
+        // 3 connections - 1 listener - 1 channel = room for one client.
+        assert_eq!(lp.capacity(), 1);
+        let (ctl_a, ctl_b) = std::os::unix::net::UnixStream::pair().unwrap();
+        ctl_b.set_nonblocking(true).unwrap();
+        let mut control = PipeControl(ctl_b);
+        let client = std::thread::spawn(move || {
+            let _keep = std::net::TcpStream::connect(addr).unwrap();
+            // The second one is over the limit and is closed at once.
+            let mut over = std::net::TcpStream::connect(addr).unwrap();
+            let mut b = [0u8; 1];
+            assert_eq!(std::io::Read::read(&mut over, &mut b).unwrap_or(0), 0);
+            let mut a = ctl_a;
+            a.write_all(b"q").unwrap();
+            std::thread::sleep(Duration::from_millis(600));
+        });
+        let started = Instant::now();
+        assert_eq!(lp.run(&mut control).unwrap(), Exit::Drained);
+        assert!(closed.get());
+        assert!(started.elapsed() >= Duration::from_millis(150));
+        client.join().unwrap();
+    }
 }

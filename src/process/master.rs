@@ -274,7 +274,9 @@ impl Master {
                 drop(master_end);
                 drop(self.pipe.take());
                 drop(std::mem::take(&mut self.procs));
-                worker::worker_main(&self.cycle, n, worker_end, self.daemonized, pipe)
+                // The worker's loop takes the listening sockets over.
+                let listeners = std::mem::take(&mut self.cycle.listeners);
+                worker::worker_main(&self.cycle, listeners, n, worker_end, self.daemonized, pipe)
             }
             Ok(Forked::Parent(pid)) => {
                 drop(worker_end);

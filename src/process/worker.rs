@@ -332,6 +332,7 @@ pub fn init_process(config: &Config, worker: Option<usize>) {
 /// The body of a forked worker; never returns.
 pub fn worker_main(
     cycle: &Cycle,
+    listeners: Vec<Listener>,
     n: usize,
     channel: UnixStream,
     daemonized: bool,
@@ -339,8 +340,8 @@ pub fn worker_main(
 ) -> ! {
     init_process(&cycle.config, Some(n));
     let _ = channel.set_nonblocking(true);
-    let specs: Vec<SocketSpec> = cycle.listeners.iter().map(|l| l.spec.clone()).collect();
-    let listening = to_listening(dup_listeners(&cycle.listeners));
+    let specs: Vec<SocketSpec> = listeners.iter().map(|l| l.spec.clone()).collect();
+    let listening = to_listening(listeners.into_iter().map(|l| (l.spec, l.fd)).collect());
     let counter = cycle.counter.clone();
     let mut lp = match EventLoop::new(
         listening,
