@@ -692,7 +692,9 @@ impl SingleControl {
 }
 
 pub fn single_process(opts: LoadOptions, cycle: Cycle, pipe: SignalPipe, daemonized: bool) -> i32 {
-    worker::init_process(&cycle.config, None);
+    // nginx's single process only sets the environment: no privilege
+    // drop or limits, those belong to workers.
+    env::apply(&env::compute(&cycle.config.main.env, &env::current()));
     let specs = cycle.listeners.iter().map(|l| l.spec.clone()).collect();
     let counter = cycle.counter.clone();
     let lp = EventLoop::new(

@@ -231,12 +231,12 @@ pub fn cpus_for(aff: &CpuAffinity, n: usize, allowed: &[usize]) -> Option<Vec<us
     }
 }
 
-/// nginx's worker process init. `worker` is None for the single process
-/// (no priority/affinity then, as in nginx). Fatal errors exit with 2.
-pub fn init_process(config: &Config, worker: Option<usize>) {
+/// nginx's worker process init for worker number `n`. Fatal errors exit
+/// with 2.
+pub fn init_process(config: &Config, n: usize) {
     let main = &config.main;
     env::apply(&env::compute(&main.env, &env::current()));
-    if worker.is_some() && main.worker_priority != 0 {
+    if main.worker_priority != 0 {
         if let Err(e) = sys::setpriority(main.worker_priority) {
             log!(
                 Level::Alert,
@@ -295,18 +295,12 @@ pub fn init_process(config: &Config, worker: Option<usize>) {
             }
         }
     }
-    if let Some(n) = worker {
-        if let Some(cpus) = cpus_for(&main.worker_cpu_affinity, n, &sys::allowed_cpus()) {
-            for c in &cpus {
-                log!(Level::Notice, "sched_setaffinity(): using cpu #{c}");
-            }
-            if let Err(e) = sys::set_affinity(&cpus) {
-                log!(
-                    Level::Alert,
-                    "sched_setaffinity() failed{}",
-                    errno_suffix(&e)
-                );
-            }
+    if let Some(cpus) = cpus_for(&main.worker_cpu_affinity, n, &sys::allowed_cpus()) {
+        for c in &cpus {
+            log!(Level::Notice, "sched_setaffinity(): using cpu #{c}");
+        }
+        if let Err(e) = sys::set_affinity(&cpus) {
+            log!(Level::Alert, "sched_setaffinity() failed{}", errno_suffix(&e));
         }
     }
     if let Err(e) = sys::set_dumpable() {
@@ -338,7 +332,7 @@ pub fn worker_main(
     daemonized: bool,
     pipe: SignalPipe,
 ) -> ! {
-    init_process(&cycle.config, Some(n));
+    init_process(&cycle.config, n);
     let _ = channel.set_nonblocking(true);
     let specs: Vec<SocketSpec> = listeners.iter().map(|l| l.spec.clone()).collect();
     let listening = to_listening(listeners.into_iter().map(|l| (l.spec, l.fd)).collect());
