@@ -153,7 +153,7 @@ pub fn open_all(
             if slot.is_some() {
                 continue;
             }
-            match open_one(spec, log)? {
+            match open_one(spec, false, log)? {
                 Some(fd) => *slot = Some((fd, false)),
                 None => failed = true,
             }
@@ -199,8 +199,9 @@ pub fn open_all(
 }
 
 /// Open one socket. `Ok(None)` = address in use (retry later); `Err` =
-/// fatal, already logged.
-fn open_one(spec: &SocketSpec, log: LogFn<'_>) -> Result<Option<OwnedFd>, OpenFailed> {
+/// fatal, already logged. With `test` (`-t`), an address in use is not
+/// an error at all (the running server has it) and is not logged.
+fn open_one(spec: &SocketSpec, test: bool, log: LogFn<'_>) -> Result<Option<OwnedFd>, OpenFailed> {
     let text = &spec.addr_text;
     let raw = match &spec.addr {
         ListenAddr::Inet(a) => RawAddr::inet(a),
@@ -258,10 +259,13 @@ fn open_one(spec: &SocketSpec, log: LogFn<'_>) -> Result<Option<OwnedFd>, OpenFa
         OpenFailed
     })?;
     if let Err(e) = sock::bind(&fd, &raw) {
-        log(
-            Level::Emerg,
-            format!("bind() to {text} failed{}", errno_suffix(&e)),
-        );
+        let in_use = e.raw_os_error() == Some(libc::EADDRINUSE);
+        if !(in_use && test) {
+            log(
+                Level::Emerg,
+                format!("bind() to {text} failed{}", errno_suffix(&e)),
+            );
+        }
         return if e.raw_os_error() == Some(libc::EADDRINUSE) {
             Ok(None)
         } else {
@@ -278,6 +282,10 @@ fn open_one(spec: &SocketSpec, log: LogFn<'_>) -> Result<Option<OwnedFd>, OpenFa
         }
     }
     if let Err(e) = sock::listen(raw_fd, spec.backlog) {
+        let in_use = e.raw_os_error() == Some(libc::EADDRINUSE);
+        if in_use && test {
+            return Ok(None);
+        }
         log(
             Level::Emerg,
             format!(
@@ -293,6 +301,27 @@ fn open_one(spec: &SocketSpec, log: LogFn<'_>) -> Result<Option<OwnedFd>, OpenFa
         };
     }
     Ok(Some(fd))
+}
+
+/// `-t`: open every socket once to find errors a start would meet
+/// (permission denied, address not available), as nginx's test does; an
+/// address in use is fine. Sockets are closed again and UNIX-domain
+/// socket files removed.
+pub fn test_open(specs: &[SocketSpec], log: LogFn<'_>) -> Result<(), OpenFailed> {
+    for spec in specs {
+        if let Some(fd) = open_one(spec, true, log)? {
+            drop(fd);
+            if let ListenAddr::Unix(p) = &spec.addr {
+                if let Err(e) = std::fs::remove_file(p) {
+                    log(
+                        Level::Emerg,
+                        format!("unlink() {} failed{}", p.display(), errno_suffix(&e)),
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Apply the per-socket options (nginx's configure step, done for new and
@@ -653,6 +682,23 @@ pub(crate) mod tests {
         close_unused(opened, true, false, &mut sink);
         assert!(!path.exists());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn test_mode_ignores_address_in_use_and_reports_other_errors() {
+        let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut logs = Vec::new();
+        let mut logf = |lv: Level, m: String| logs.push((lv, m));
+        let specs = group(&[listen(&busy.local_addr().unwrap().to_string(), 0)]);
+        assert_eq!(test_open(&specs, &mut logf), Ok(()));
+        // An address this host does not have.
+        let specs = group(&[listen("192.0.2.1:25", 0)]);
+        assert_eq!(test_open(&specs, &mut logf), Err(OpenFailed));
+        assert_eq!(logs.len(), 1);
+        assert_eq!(
+            logs[0].1,
+            "bind() to 192.0.2.1:25 failed (99: Cannot assign requested address)"
+        );
     }
 
     #[test]

@@ -54,6 +54,23 @@ pub fn check_config(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
+/// `-t`: everything a start would check beyond the syntax: the
+/// `worker_connections` count and every listening socket (nginx binds them
+/// while testing). Errors are logged; false = the test failed.
+pub fn test_config(config: &Config) -> bool {
+    if let Err(msg) = check_config(config) {
+        log!(Level::Emerg, "{msg}");
+        return false;
+    }
+    let specs = config
+        .mail
+        .as_ref()
+        .map(|m| listen::group(&m.listens))
+        .unwrap_or_default();
+    let mut sink = |level: Level, msg: String| log!(level, "{msg}");
+    listen::test_open(&specs, &mut sink).is_ok()
+}
+
 /// Build a new cycle from a loaded configuration, taking over matching
 /// sockets from `old` (a previous cycle's, or inherited ones). On failure
 /// everything is logged and `old` is left as it was.

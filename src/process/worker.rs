@@ -300,7 +300,11 @@ pub fn init_process(config: &Config, n: usize) {
             log!(Level::Notice, "sched_setaffinity(): using cpu #{c}");
         }
         if let Err(e) = sys::set_affinity(&cpus) {
-            log!(Level::Alert, "sched_setaffinity() failed{}", errno_suffix(&e));
+            log!(
+                Level::Alert,
+                "sched_setaffinity() failed{}",
+                errno_suffix(&e)
+            );
         }
     }
     if let Err(e) = sys::set_dumpable() {
