@@ -681,11 +681,7 @@ impl SingleControl {
             .collect();
         Some(Command::Replace {
             listening: worker::to_listening(worker::dup_listeners(&self.cycle.listeners)),
-            acceptor: Box::new(worker::ClosingAcceptor::new(
-                &self.cycle.config,
-                specs,
-                self.cycle.logs.clone(),
-            )),
+            acceptor: worker::acceptor(&self.cycle, specs),
             settings: worker::settings(&self.cycle.config, 0),
         })
     }
@@ -699,11 +695,7 @@ pub fn single_process(opts: LoadOptions, cycle: Cycle, pipe: SignalPipe, daemoni
     let counter = cycle.counter.clone();
     let lp = EventLoop::new(
         worker::to_listening(worker::dup_listeners(&cycle.listeners)),
-        Box::new(worker::ClosingAcceptor::new(
-            &cycle.config,
-            specs,
-            cycle.logs.clone(),
-        )),
+        worker::acceptor(&cycle, specs),
         worker::settings(&cycle.config, 0),
         Box::new(move || counter.next()),
     );

@@ -62,6 +62,17 @@ impl Acceptor for ClosingAcceptor {
     }
 }
 
+/// What serves accepted connections for a cycle: the one place the mail
+/// sessions plug in (`specs[i]` describes the loop's listening socket
+/// `i`; `SocketSpec::entry_for` finds the `listen` and so the server).
+pub(crate) fn acceptor(cycle: &Cycle, specs: Vec<SocketSpec>) -> Box<dyn Acceptor> {
+    Box::new(ClosingAcceptor::new(
+        &cycle.config,
+        specs,
+        cycle.logs.clone(),
+    ))
+}
+
 /// Turn the process's listening sockets into the loop's.
 pub fn to_listening(listeners: Vec<(SocketSpec, OwnedFd)>) -> Vec<event::Listening> {
     listeners
@@ -343,11 +354,7 @@ pub fn worker_main(
     let counter = cycle.counter.clone();
     let mut lp = match EventLoop::new(
         listening,
-        Box::new(ClosingAcceptor::new(
-            &cycle.config,
-            specs,
-            cycle.logs.clone(),
-        )),
+        acceptor(cycle, specs),
         settings(&cycle.config, 1),
         Box::new(move || counter.next()),
     ) {
