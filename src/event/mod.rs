@@ -139,7 +139,7 @@ impl ListenSock {
 #[derive(Debug)]
 pub struct Listening {
     pub sock: ListenSock,
-    /// As nginx prints it, for "while accepting new connection on ...".
+    /// As nginx prints it (`127.0.0.1:143`), for messages about the socket.
     pub addr_text: String,
     /// Opaque to the loop; handed back to the acceptor (an index into the
     /// process's socket table).
@@ -579,11 +579,7 @@ impl EventLoop {
                     crate::logging::emit(
                         level,
                         None,
-                        format_args!(
-                            "accept4() failed{} while accepting new connection on {}",
-                            crate::logging::errno_suffix(&e),
-                            l.addr_text
-                        ),
+                        format_args!("accept4() failed{}", crate::logging::errno_suffix(&e)),
                     );
                     if code == libc::ECONNABORTED {
                         continue;
@@ -599,8 +595,8 @@ impl EventLoop {
                     Level::Alert,
                     None,
                     format_args!(
-                        "{} worker_connections are not enough while accepting new connection on {}",
-                        self.settings.worker_connections, l.addr_text
+                        "{} worker_connections are not enough",
+                        self.settings.worker_connections
                     ),
                 );
                 drop(stream);

@@ -477,6 +477,7 @@ impl Master {
             }
         }
         logging::install(new.logs.main.clone());
+        log!(Level::Notice, "using the \"epoll\" event method");
         self.cycle = new;
         true
     }
@@ -672,6 +673,7 @@ impl SingleControl {
         let mut sink = |level: Level, msg: String| log!(level, "{msg}");
         listen::close_unused(old, true, false, &mut sink);
         logging::install(new.logs.main.clone());
+        log!(Level::Notice, "using the \"epoll\" event method");
         self.cycle = new;
         let specs = self
             .cycle
