@@ -234,9 +234,8 @@ pub fn send_signal(loaded: &Loaded, signal: &str) -> i32 {
         "reload" => libc::SIGHUP,
         _ => return 1,
     };
-    if let Ok(logs) = ConfigLogs::open(&loaded.config) {
-        logging::install(logs.main.clone());
-    }
+    // Like nginx's signaller, which stops loading before opening the
+    // configured logs: messages go to the start-up (-e or default) log.
     log!(Level::Notice, "signal process started");
     let Some(path) = &loaded.config.main.pid else {
         log!(
