@@ -18,7 +18,6 @@ use File::Spec;
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use POSIX qw(WNOHANG);
-use Socket qw(SOCK_STREAM SOCK_DGRAM);
 use Test::More ();
 use Time::HiRes qw(sleep time);
 
@@ -178,11 +177,10 @@ sub port {
 
 sub port_is_free {
 	my ($port) = @_;
-	for my $type (SOCK_STREAM, SOCK_DGRAM) {
+	for my $proto ('tcp', 'udp') {
 		my $s = IO::Socket::INET->new(
-			LocalAddr => "127.0.0.1:$port", Type => $type,
-			ReuseAddr => ($type == SOCK_STREAM ? 1 : 0),
-			($type == SOCK_STREAM ? (Listen => 1) : ()),
+			LocalAddr => "127.0.0.1:$port", Proto => $proto,
+			($proto eq 'tcp' ? (Listen => 1, ReuseAddr => 1) : ()),
 		) or return 0;
 		close $s;
 	}
