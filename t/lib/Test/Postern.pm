@@ -25,7 +25,7 @@ use base 'Exporter';
 our @EXPORT_OK = qw(wait_until);
 
 our $NGINX_MAIL_MODULE = '/usr/lib/nginx/modules/ngx_mail_module.so';
-our $PORT_LOCK_DIR = File::Spec->catdir(File::Spec->tmpdir(), 'postern-test-ports');
+our $PORT_LOCK_DIR = File::Spec->catdir(File::Spec->tmpdir(), 'postern-ports');
 
 my @instances;    # every harness object, cleaned up in END
 my $repo_root = abs_path(dirname(__FILE__) . '/../../..');
