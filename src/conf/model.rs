@@ -90,7 +90,9 @@ pub struct User {
 pub enum CpuAffinity {
     None,
     /// `auto [mask]`: worker n bound to the n-th allowed CPU.
-    Auto { mask: Option<Vec<bool>> },
+    Auto {
+        mask: Option<Vec<bool>>,
+    },
     /// One mask per worker (the last one repeats), CPU 0 first.
     Masks(Vec<Vec<bool>>),
 }
@@ -120,8 +122,14 @@ pub struct EventsConf {
 /// An address or network, as in `debug_connection` and `set_real_ip_from`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cidr {
-    V4 { addr: std::net::Ipv4Addr, prefix: u8 },
-    V6 { addr: std::net::Ipv6Addr, prefix: u8 },
+    V4 {
+        addr: std::net::Ipv4Addr,
+        prefix: u8,
+    },
+    V6 {
+        addr: std::net::Ipv6Addr,
+        prefix: u8,
+    },
     /// `unix:` — matches connections over UNIX-domain sockets.
     Unix,
 }
@@ -374,7 +382,10 @@ pub enum KeySource {
     File(PathBuf),
     Data(String),
     /// `engine:name:id`
-    Engine { engine: String, key_id: String },
+    Engine {
+        engine: String,
+        key_id: String,
+    },
     /// `store:uri`
     Store(String),
 }
