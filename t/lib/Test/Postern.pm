@@ -143,8 +143,8 @@ sub ipv6_available {
 # --- ports -----------------------------------------------------------------
 
 # A free TCP+UDP port for placeholder %%PORT_n%%.  Candidates start at
-# 8000 + n plus a per-process offset; each one is reserved with a lock file
-# so that test files running in parallel (prove -j) never share a port.
+# 10000 + n plus a per-process offset; each one is reserved with a lock
+# file so that test files running in parallel (prove -j) never share one.
 sub port {
 	my ($self, $n) = @_;
 	return $self->{_ports}{$n} if exists $self->{_ports}{$n};
@@ -152,9 +152,11 @@ sub port {
 	mkdir $PORT_LOCK_DIR;
 	chmod 01777, $PORT_LOCK_DIR;
 
-	my $base = 8000 + ($$ % 500) * 50;
+	# below the kernel's ephemeral range (32768+), so that client sockets
+	# of other tests cannot take a port between this check and the bind
+	my $base = ($$ % 400) * 50;
 	for my $try (0 .. 2000) {
-		my $port = 10000 + ($base + $n + $try * 97) % 50000;
+		my $port = 10000 + ($base + $n + $try * 97) % 22000;
 		next if grep { $_ == $port } values %{$self->{_ports}};
 		my $lock = "$PORT_LOCK_DIR/$port";
 		if (-e $lock) {
