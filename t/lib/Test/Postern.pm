@@ -330,7 +330,8 @@ sub children {
 		next if $state eq 'Z' || $state eq 'X';
 		push @kids, $pid + 0 if $parent == $ppid;
 	}
-	return sort { $a <=> $b } @kids;
+	@kids = sort { $a <=> $b } @kids;
+	return @kids;
 }
 
 # Worker processes: the children whose command line says so (the master
@@ -376,6 +377,47 @@ sub run {
 			or die "port $port is not listening\n";
 	}
 	return $self;
+}
+
+# Runs the binary in the foreground (for `daemon off` and `master_process
+# off`): it stays our child; returns its pid once the pid file names it.
+sub run_foreground {
+	my ($self, @args) = @_;
+
+	my $dir = $self->testdir;
+	unlink $self->pid_file;
+
+	my $pid = fork() // die "fork: $!\n";
+	if ($pid == 0) {
+		open STDIN, '<', '/dev/null';
+		open STDOUT, '>>', "$dir/foreground.out";
+		open STDERR, '>&', \*STDOUT;
+		my @cmd = (binary(), '-p', "$dir/", '-c', $self->main_conf,
+			'-e', 'error.log', @args);
+		{ no warnings 'exec'; exec { $cmd[0] } @cmd; }
+		POSIX::_exit(127);
+	}
+	push @{$self->{_foreground}}, $pid;
+
+	wait_until(sub { ($self->read_pid // 0) == $pid
+			|| waitpid($pid, WNOHANG) == $pid }, 10);
+	die "foreground process did not start\n"
+		. $self->read_file('foreground.out') . $self->read_file('error.log')
+		unless ($self->read_pid // 0) == $pid && alive($pid);
+	$self->{_master} = $pid;
+
+	for my $port ($self->conf_ports($self->read_file($self->main_conf))) {
+		$self->waitforlisten($port, 10)
+			or die "port $port is not listening\n";
+	}
+	return $pid;
+}
+
+# Exit status of a foreground process after it ended (undef if running).
+sub foreground_status {
+	my ($self, $pid, $timeout) = @_;
+	my $r = wait_until(sub { waitpid($pid, WNOHANG) == $pid }, $timeout // 10);
+	return $r ? $? : undef;
 }
 
 sub conf_ports {
@@ -497,6 +539,10 @@ sub cleanup {
 		kill 'TERM', $self->{_master};
 		wait_until(sub { !alive($self->{_master}) }, 5)
 			or kill 'KILL', $self->{_master}, @kids;
+	}
+	for my $pid (@{$self->{_foreground} // []}) {
+		kill 'KILL', $pid if alive($pid);
+		waitpid $pid, 0;
 	}
 	for my $pid (@{$self->{_daemons}}) {
 		kill 'TERM', $pid;
