@@ -316,7 +316,13 @@ sub alive {
 	return defined $state && ($state eq 'Z' || $state eq 'X') ? 0 : 1;
 }
 
-sub master_pid { $_[0]->{_master} }
+# The master the harness signals and stops (settable, e.g. after a binary
+# upgrade).
+sub master_pid {
+	my ($self, $pid) = @_;
+	$self->{_master} = $pid if defined $pid;
+	return $self->{_master};
+}
 
 # Direct children of $pid (default: the master), found through /proc.
 sub children {
@@ -534,11 +540,16 @@ sub cleanup {
 	my ($self) = @_;
 	return unless $self->{_owner} && $self->{_owner} == $$;
 
-	if ($self->{_master} && alive($self->{_master})) {
-		my @kids = $self->children;
-		kill 'TERM', $self->{_master};
-		wait_until(sub { !alive($self->{_master}) }, 5)
-			or kill 'KILL', $self->{_master}, @kids;
+	# the master we started, and any other named by the pid files (a
+	# binary upgrade leaves two)
+	my %masters = map { $_ => 1 } grep { $_ && alive($_) }
+		$self->{_master}, $self->read_pid,
+		$self->read_pid($self->pid_file . '.oldbin');
+	for my $master (keys %masters) {
+		my @kids = $self->children($master);
+		kill 'TERM', $master;
+		wait_until(sub { !alive($master) }, 5)
+			or kill 'KILL', $master, @kids;
 	}
 	for my $pid (@{$self->{_foreground} // []}) {
 		kill 'KILL', $pid if alive($pid);
