@@ -12,4 +12,5 @@ pub mod cli;
 pub mod conf;
 pub mod event;
 pub mod logging;
+pub mod mail;
 pub mod process;

@@ -49,7 +49,8 @@ pub struct MainConf {
     /// at load time. Default 1.
     pub worker_processes: usize,
     /// `pid`, default `<prefix>/logs/postern.pid` (build-time configurable).
-    /// `pid off;` gives `None`.
+    /// Always `Some` after loading: nginx has no `pid off` (it would name a
+    /// file "off").
     pub pid: Option<PathBuf>,
     /// `lock_file` (accepted for compatibility; Postern does not need an
     /// accept mutex lock file but keeps the path for the shared-memory lock).
@@ -435,7 +436,8 @@ pub enum VerifyClient {
 pub struct AuthHttpConf {
     /// `auth_http` peer; required (a server without it fails to load).
     pub peer: AuthHttpPeer,
-    /// `Host` header value (host[:port] as written, or "localhost" for unix).
+    /// `Host` header value: the host as written, without the port (as
+    /// nginx sends it), or "localhost" for unix sockets.
     pub host_header: String,
     /// Request URI, default "/".
     pub uri: String,
