@@ -317,6 +317,14 @@ my @cases = (
 		fails(qq|$E invalid value "maybe" in "proxy_protocol" directive, $onoff in %%CONF%%:8|),
 		{ postern => fails(qq|$E invalid value "maybe" in %%CONF%%:8|) }],
 
+	# newer than nginx 1.22: valid in mainline
+	['proxy_protocol v2', M('', 'proxy_protocol v2;'),
+		fails(qq|$E invalid value "v2" in "proxy_protocol" directive, $onoff in %%CONF%%:8|),
+		{ postern => passes() }],
+	['listen multipath', M('', 'listen 127.0.0.1:8144 multipath;'),
+		fails(qq|$E the invalid "multipath" parameter in %%CONF%%:8|),
+		{ postern => passes() }],
+
 	# --- imap, pop3, smtp ----------------------------------------------
 	['imap_client_buffer invalid', M('', 'imap_client_buffer 4kb;'),
 		fails(qq|$E "imap_client_buffer" directive invalid value in %%CONF%%:8|)],
