@@ -59,7 +59,7 @@ sub log_has {
 my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$p0");
 ok($s, 'IPv4 listener accepts');
 my $cport = $s->sockport;
-ok(log_has(qr/\[info\] $worker#$worker: \*(\d+) client 127\.0\.0\.1:$cport connected to 127\.0\.0\.1:$p0\n/),
+ok(log_has(qr/\[info\] $worker#\d+: \*(\d+) client 127\.0\.0\.1:$cport connected to 127\.0\.0\.1:$p0\n/),
 	'accepted connection logged at info');
 close $s;
 

@@ -94,7 +94,7 @@ $t->write_file_expand('postern.conf', "events { }\nfoo;\n");
 $t->signal('HUP');
 
 ok(wait_until(sub {
-	$t->read_file('error.log') =~ /\[emerg\] $master#$master: unknown directive "foo" in \Q$dir\E\/postern.conf:2\n/;
+	$t->read_file('error.log') =~ /\[emerg\] $master#\d+: unknown directive "foo" in \Q$dir\E\/postern.conf:2\n/;
 }), 'broken config logged');
 sleep 0.5;
 is_deeply([$t->worker_pids], \@workers, 'old workers keep running');

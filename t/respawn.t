@@ -33,7 +33,7 @@ my ($victim, $other) = $t->worker_pids;
 kill 'KILL', $victim;
 
 ok(wait_until(sub {
-	$t->read_file('error.log') =~ /\[alert\] $master#$master: worker process $victim exited on signal 9\n/;
+	$t->read_file('error.log') =~ /\[alert\] $master#\d+: worker process $victim exited on signal 9\n/;
 }), 'exit on signal 9 logged at alert');
 
 ok(wait_until(sub {
@@ -43,7 +43,7 @@ ok(wait_until(sub {
 
 my ($new) = grep { $_ != $other } $t->worker_pids;
 like($t->read_file('error.log'),
-	qr/\[notice\] $master#$master: start worker process $new\n/,
+	qr/\[notice\] $master#\d+: start worker process $new\n/,
 	'respawn logged');
 ok(Test::Postern::alive($other), 'other worker untouched');
 

@@ -51,13 +51,13 @@ my $r = $t->run_binary(@base, '-s', 'reopen');
 is($r->{stderr} . $r->{status}, '0', '-s reopen: silent, exit 0');
 ok(log_has(qr/\[notice\] \d+#\d+: signal process started\n/),
 	'signal process started');
-ok(log_has(qr/\[notice\] $pid#$pid: reopening logs\n/), 'master reopens logs');
+ok(log_has(qr/\[notice\] $pid#\d+: reopening logs\n/), 'master reopens logs');
 
 # --- -s reload ---------------------------------------------------------------
 
 $r = $t->run_binary(@base, '-s', 'reload');
 is($r->{stderr} . $r->{status}, '0', '-s reload: silent, exit 0');
-ok(log_has(qr/\[notice\] $pid#$pid: reconfiguring\n/), 'reconfiguring');
+ok(log_has(qr/\[notice\] $pid#\d+: reconfiguring\n/), 'reconfiguring');
 ok(wait_until(sub {
 	my @now = $t->children;
 	@now == 1 && $now[0] != $kids[0];
@@ -71,7 +71,7 @@ is($r->{stderr} . $r->{status}, '0', '-s quit: silent, exit 0');
 ok(wait_until(sub { !Test::Postern::alive($pid) }), 'master exited on quit');
 ok(wait_until(sub { !-e $t->pid_file }), 'pid file removed on quit');
 like($t->read_file('error.log'),
-	qr/\[notice\] $pid#$pid: signal 3 \(SIGQUIT\) received from \d+, shutting down\n/,
+	qr/\[notice\] $pid#\d+: signal 3 \(SIGQUIT\) received from \d+, shutting down\n/,
 	'quit logged');
 
 # --- -s stop -----------------------------------------------------------------
@@ -83,7 +83,7 @@ is($r->{stderr} . $r->{status}, '0', '-s stop: silent, exit 0');
 ok(wait_until(sub { !Test::Postern::alive($pid) }), 'master exited on stop');
 ok(wait_until(sub { !-e $t->pid_file }), 'pid file removed on stop');
 like($t->read_file('error.log'),
-	qr/\[notice\] $pid#$pid: signal 15 \(SIGTERM\) received from \d+, exiting\n/,
+	qr/\[notice\] $pid#\d+: signal 15 \(SIGTERM\) received from \d+, exiting\n/,
 	'stop logged');
 
 # --- errors ------------------------------------------------------------------

@@ -45,11 +45,11 @@ ok(wait_until(sub { !Test::Postern::alive($master) }), 'QUIT: master exits');
 ok(!-e $t->pid_file, 'QUIT: pid file removed');
 
 my $log = $t->read_file('error.log');
-like($log, qr/\[notice\] $master#$master: signal 3 \(SIGQUIT\) received from \d+, shutting down\n/,
+like($log, qr/\[notice\] $master#\d+: signal 3 \(SIGQUIT\) received from \d+, shutting down\n/,
 	'QUIT: master notice');
-like($log, qr/\[notice\] $worker#$worker: gracefully shutting down\n.*\[notice\] $worker#$worker: exiting\n.*\[notice\] $worker#$worker: exit\n/s,
+like($log, qr/\[notice\] $worker#\d+: gracefully shutting down\n.*\[notice\] $worker#\d+: exiting\n.*\[notice\] $worker#\d+: exit\n/s,
 	'QUIT: worker shuts down gracefully');
-like($log, qr/\[notice\] $master#$master: worker process $worker exited with code 0\n.*\[notice\] $master#$master: exit\n/s,
+like($log, qr/\[notice\] $master#\d+: worker process $worker exited with code 0\n.*\[notice\] $master#\d+: exit\n/s,
 	'QUIT: master reaps and exits');
 
 # --- TERM ------------------------------------------------------------------
@@ -62,9 +62,9 @@ $t->signal('TERM');
 ok(wait_until(sub { !Test::Postern::alive($master) }), 'TERM: master exits');
 
 $log = $t->read_file('error.log');
-like($log, qr/\[notice\] $master#$master: signal 15 \(SIGTERM\) received from \d+, exiting\n/,
+like($log, qr/\[notice\] $master#\d+: signal 15 \(SIGTERM\) received from \d+, exiting\n/,
 	'TERM: master notice');
-like($log, qr/\[notice\] $worker#$worker: exiting\n/, 'TERM: worker exits');
+like($log, qr/\[notice\] $worker#\d+: exiting\n/, 'TERM: worker exits');
 unlike($log, qr/gracefully shutting down/, 'TERM: not graceful');
 
 # --- sessions: graceful waits, worker_shutdown_timeout gives up --------------

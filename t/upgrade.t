@@ -46,7 +46,7 @@ ok(grep({ $_ == $new } $t->children($old)), 'new master is a child of the old');
 ok(wait_until(sub { my @w = $t->children($new); @w == 1 }),
 	'new master started its worker');
 like($t->read_file('error.log'),
-	qr/\[notice\] $old#$old: signal 12 \(SIGUSR2\) received from \d+, changing binary\n/,
+	qr/\[notice\] $old#\d+: signal 12 \(SIGUSR2\) received from \d+, changing binary\n/,
 	'USR2 logged');
 
 kill 'WINCH', $old;
