@@ -33,7 +33,7 @@ my $repo_root = abs_path(dirname(__FILE__) . '/../../..');
 sub new {
 	my ($class) = @_;
 
-	my $dir = tempdir('postern-test-XXXXXXXX', TMPDIR => 1, CLEANUP => 0);
+	my $dir = tempdir('postern-test-' . ('X' x 8), TMPDIR => 1, CLEANUP => 0);
 	# workers may run as another user (nobody when started as root)
 	chmod 0755, $dir;
 
