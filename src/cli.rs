@@ -293,24 +293,30 @@ pub fn run(args: Vec<OsString>) -> i32 {
         1
     };
 
-    let loaded = match conf::load(&opts) {
-        Ok(l) => l,
+    let mut warnings = Vec::new();
+    let loaded = conf::load_with(&opts, &mut |progress| match progress {
+        conf::Progress::Warning(w) => {
+            builtin.write(w.level, None, format_args!("{}", w.text));
+            warnings.push(w.clone());
+        }
+        conf::Progress::SyntaxOk => {
+            if o.test_config && !o.quiet {
+                logging::stderr_message(format_args!(
+                    "the configuration file {} syntax is ok",
+                    opts.conf_file.display()
+                ));
+            }
+        }
+    });
+    let loaded = match loaded {
+        Ok(config) => conf::Loaded { config, warnings },
         Err(msg) => {
             builtin.write(msg.level, None, format_args!("{}", msg.text));
             return test_failed();
         }
     };
-    for w in &loaded.warnings {
-        builtin.write(w.level, None, format_args!("{}", w.text));
-    }
 
     if o.test_config {
-        if !o.quiet {
-            logging::stderr_message(format_args!(
-                "the configuration file {} syntax is ok",
-                opts.conf_file.display()
-            ));
-        }
         // nginx opens (and so creates) every error log while testing.
         if let Err(text) = ConfigLogs::open(&loaded.config) {
             builtin.write(Level::Emerg, None, format_args!("{text}"));

@@ -69,18 +69,57 @@ fn conf_prefix(conf_file: &Path) -> PathBuf {
         .unwrap_or_default()
 }
 
-/// Read, parse, validate and merge the configuration.
-pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfMessage> {
+/// What loading reports before it ends, in the order nginx prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress<'a> {
+    /// A warning (for example the deprecated `ssl on;`).
+    Warning(&'a ConfMessage),
+    /// Every file was read and every block merged; the checks nginx makes
+    /// once the whole configuration is known (events, affinity, ...) come
+    /// next. `-t` prints "syntax is ok" here, as nginx does.
+    SyntaxOk,
+}
+
+/// Read, parse, validate and merge the configuration, telling `progress`
+/// about warnings and the end of parsing as they happen, so that a caller
+/// prints them in nginx's order even when loading fails later.
+pub fn load_with(
+    opts: &LoadOptions,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<Config, ConfMessage> {
     let conf_prefix = conf_prefix(&opts.conf_file);
     let mut reader = parser::Reader::new(conf_prefix.clone());
     let mut ev = directives::Eval::new(opts.prefix.clone(), conf_prefix);
+    let mut parsed = Ok(());
     if let Some(globals) = &opts.globals {
         let nodes = reader.parse_command_line(globals);
-        ev.run(&nodes)?;
+        parsed = ev.run(&nodes);
     }
-    let nodes = reader.read_file(&opts.conf_file, None);
-    ev.run(&nodes)?;
+    if parsed.is_ok() {
+        let nodes = reader.read_file(&opts.conf_file, None);
+        parsed = ev.run(&nodes);
+    }
+    for w in &ev.warnings {
+        progress(Progress::Warning(w));
+    }
+    parsed?;
+    progress(Progress::SyntaxOk);
+    let parse_warnings = ev.warnings.len();
     let (config, warnings) = merge::finish(ev, reader.files, opts)?;
+    for w in &warnings[parse_warnings..] {
+        progress(Progress::Warning(w));
+    }
+    Ok(config)
+}
+
+/// Read, parse, validate and merge the configuration, collecting warnings.
+pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfMessage> {
+    let mut warnings = Vec::new();
+    let config = load_with(opts, &mut |p| {
+        if let Progress::Warning(w) = p {
+            warnings.push(w.clone());
+        }
+    })?;
     Ok(Loaded { config, warnings })
 }
 
