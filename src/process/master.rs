@@ -5,7 +5,7 @@
 use super::listen;
 use super::sys::{self, ExitStatus, Forked, SignalPipe};
 use super::worker::{self, CMD_QUIT, CMD_REOPEN, CMD_TERMINATE};
-use super::{env, init_cycle, log, pidfile, Cycle};
+use super::{env, init_cycle, log, pidfile, title, Cycle};
 use crate::conf::{self, Level, LoadOptions};
 use crate::event::{Command, Control, EventLoop};
 use crate::logging::{self, errno_suffix};
@@ -133,6 +133,7 @@ impl Master {
     }
 
     pub fn run(mut self) -> i32 {
+        title::set(&title::master_title());
         self.start_workers(false);
         let mut live = true;
         let mut delay: u64 = 0;
@@ -484,7 +485,7 @@ impl Master {
 
     /// USR2: start the binary named by argv[0] with our listening sockets.
     fn exec_new_binary(&mut self) -> Option<i32> {
-        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        let args = title::original_args();
         let program = args.first()?.clone();
         let mut vars = env::compute(&self.cycle.config.main.env, &env::current());
         let fds: String = self
@@ -494,6 +495,9 @@ impl Master {
             .map(|l| format!("{};", l.fd.as_raw_fd()))
             .collect();
         vars.push((listen::INHERIT_VARS[0].to_string(), fds));
+        // Room for the new master's process title, which is written over
+        // its argv and environment (nginx passes the same spare variable).
+        vars.push(("SPARE".to_string(), "X".repeat(298)));
         let pid_path = self.cycle.config.main.pid.clone();
         if let Some(p) = &pid_path {
             let old = pidfile::oldbin(p);
@@ -608,7 +612,10 @@ impl Master {
 }
 
 fn argv0() -> String {
-    std::env::args().next().unwrap_or_default()
+    title::original_args()
+        .first()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// `master_process off`: this process serves connections itself.

@@ -13,6 +13,7 @@ mod master;
 mod pidfile;
 mod sock;
 pub mod sys;
+mod title;
 mod worker;
 
 use crate::conf::{Config, Level, LoadOptions, Loaded};

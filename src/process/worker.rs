@@ -3,7 +3,7 @@
 
 use super::listen::{Listener, SocketSpec};
 use super::sys::{self, Resource, SignalPipe};
-use super::{env, log, Cycle};
+use super::{env, log, title, Cycle};
 use crate::conf::{Config, CpuAffinity, Level, Listen, ListenAddr};
 use crate::event::{self, Accepted, Acceptor, Command, Control, Ctx, EventLoop, Handler};
 use crate::logging::{errno_suffix, ConfigLogs};
@@ -185,6 +185,7 @@ impl Control for WorkerControl {
         for c in &out {
             if let Command::Quit = c {
                 log!(Level::Notice, "gracefully shutting down");
+                title::set("worker process is shutting down");
             }
         }
         out
@@ -348,6 +349,7 @@ pub fn worker_main(
     pipe: SignalPipe,
 ) -> ! {
     init_process(&cycle.config, n);
+    title::set("worker process");
     let _ = channel.set_nonblocking(true);
     let specs: Vec<SocketSpec> = listeners.iter().map(|l| l.spec.clone()).collect();
     let listening = to_listening(listeners.into_iter().map(|l| (l.spec, l.fd)).collect());
