@@ -736,3 +736,37 @@ pub fn single_process(opts: LoadOptions, cycle: Cycle, pipe: SignalPipe, daemoni
     listen::close_unused(std::mem::take(&mut cycle.listeners), true, false, &mut sink);
     0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_map_to_nginx_actions() {
+        let mut f = Flags::default();
+        master_signal(&mut f, libc::SIGHUP, 1, true, false);
+        master_signal(&mut f, libc::SIGUSR1, 1, true, false);
+        master_signal(&mut f, libc::SIGCHLD, 1, true, false);
+        assert!(f.reconfigure && f.reopen && f.reap);
+        assert!(!f.quit && !f.terminate && !f.change_binary);
+
+        // WINCH only means "stop accepting" for a daemon, as in nginx.
+        let mut f = Flags::default();
+        master_signal(&mut f, libc::SIGWINCH, 1, false, false);
+        assert!(!f.noaccept);
+        master_signal(&mut f, libc::SIGWINCH, 1, true, false);
+        assert!(f.noaccept);
+
+        // USR2 is ignored while the old master (our parent) still runs.
+        let mut f = Flags::default();
+        master_signal(&mut f, libc::SIGUSR2, 1, true, true);
+        assert!(!f.change_binary);
+        master_signal(&mut f, libc::SIGUSR2, 1, true, false);
+        assert!(f.change_binary);
+
+        let mut f = Flags::default();
+        master_signal(&mut f, libc::SIGINT, 0, false, false);
+        master_signal(&mut f, libc::SIGQUIT, 0, false, false);
+        assert!(f.terminate && f.quit);
+    }
+}

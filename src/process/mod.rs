@@ -264,3 +264,61 @@ pub fn send_signal(loaded: &Loaded, signal: &str) -> i32 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conf::{CpuAffinity, EventsConf, MailConf, MainConf};
+    use std::time::Duration;
+
+    fn config(conns: usize, listens: &[&str]) -> Config {
+        Config {
+            main: MainConf {
+                daemon: false,
+                master_process: true,
+                worker_processes: 1,
+                pid: None,
+                lock_file: "/tmp/x".into(),
+                error_log: Vec::new(),
+                user: None,
+                worker_rlimit_nofile: None,
+                worker_rlimit_core: None,
+                working_directory: None,
+                worker_priority: 0,
+                worker_cpu_affinity: CpuAffinity::None,
+                worker_shutdown_timeout: None,
+                timer_resolution: None,
+                env: Vec::new(),
+            },
+            events: EventsConf {
+                worker_connections: conns,
+                multi_accept: false,
+                accept_mutex: false,
+                accept_mutex_delay: Duration::from_millis(500),
+                debug_connection: Vec::new(),
+                use_method: None,
+            },
+            mail: Some(MailConf {
+                servers: Vec::new(),
+                listens: listens
+                    .iter()
+                    .map(|l| listen::tests::listen(l, 0))
+                    .collect(),
+                shm_zones: Vec::new(),
+            }),
+            files: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn worker_connections_must_hold_listeners_and_channel() {
+        let c = config(2, &["127.0.0.1:1", "127.0.0.1:2"]);
+        assert_eq!(
+            check_config(&c).unwrap_err(),
+            "2 worker_connections are not enough for 2 listening sockets"
+        );
+        assert!(check_config(&config(3, &["127.0.0.1:1", "127.0.0.1:2"])).is_ok());
+        // Addresses a wildcard covers share its socket.
+        assert!(check_config(&config(2, &["127.0.0.1:1", "0.0.0.0:1"])).is_ok());
+    }
+}
