@@ -409,21 +409,35 @@ fn configure(l: &Listener, log: LogFn<'_>) {
     }
 }
 
-/// Close sockets the configuration no longer uses; the master removes the
-/// UNIX-domain socket files (`remove_unix_files`), except inherited ones
-/// when `keep_inherited` (the old master still serves them).
-pub fn close_unused(
-    old: Vec<Listener>,
-    remove_unix_files: bool,
-    keep_inherited: bool,
-    log: LogFn<'_>,
-) {
+/// What happens to UNIX-domain socket files when their sockets close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unlink {
+    /// Leave them (sockets inherited but not configured any more).
+    Never,
+    /// A reload dropped the socket: nginx warns `deleting socket ...`.
+    OnReload,
+    /// The master stops listening; inherited sockets stay while the old
+    /// master that made them is still running (`keep_inherited`).
+    OnClose { keep_inherited: bool },
+}
+
+/// Close sockets and remove UNIX-domain socket files as `unlink` says.
+pub fn close_unused(old: Vec<Listener>, unlink: Unlink, log: LogFn<'_>) {
     for l in old {
         let path = match &l.spec.addr {
             ListenAddr::Unix(p) => Some(p.clone()),
             _ => None,
         };
-        let remove = remove_unix_files && !(l.inherited && keep_inherited);
+        let remove = match unlink {
+            Unlink::Never => false,
+            Unlink::OnReload => {
+                if let Some(p) = &path {
+                    log(Level::Warn, format!("deleting socket {}", p.display()));
+                }
+                true
+            }
+            Unlink::OnClose { keep_inherited } => !(l.inherited && keep_inherited),
+        };
         drop(l);
         if let (Some(p), true) = (path, remove) {
             if let Err(e) = std::fs::remove_file(&p) {
@@ -679,7 +693,13 @@ pub(crate) mod tests {
             LocalAddr::Unix(p) => assert_eq!(p, path),
             _ => panic!("not a unix socket"),
         }
-        close_unused(opened, true, false, &mut sink);
+        close_unused(
+            opened,
+            Unlink::OnClose {
+                keep_inherited: false,
+            },
+            &mut sink,
+        );
         assert!(!path.exists());
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -462,8 +462,7 @@ impl Master {
             return false;
         };
         let mut sink = |level: Level, msg: String| log!(level, "{msg}");
-        let keep = self.old_master_alive();
-        listen::close_unused(old, true, keep, &mut sink);
+        listen::close_unused(old, listen::Unlink::OnReload, &mut sink);
         let old_pid = self.cycle.config.main.pid.clone();
         if new.config.main.pid != old_pid {
             if let Some(p) = &new.config.main.pid {
@@ -575,15 +574,15 @@ impl Master {
     /// Close our listening sockets (QUIT, exit); UNIX-domain socket files
     /// are removed unless a new binary still uses them.
     fn close_listeners(&mut self) {
-        let remove = self.new_binary == 0;
-        let keep = self.old_master_alive();
+        let unlink = if self.new_binary == 0 {
+            listen::Unlink::OnClose {
+                keep_inherited: self.old_master_alive(),
+            }
+        } else {
+            listen::Unlink::Never
+        };
         let mut sink = |level: Level, msg: String| log!(level, "{msg}");
-        listen::close_unused(
-            std::mem::take(&mut self.cycle.listeners),
-            remove,
-            keep,
-            &mut sink,
-        );
+        listen::close_unused(std::mem::take(&mut self.cycle.listeners), unlink, &mut sink);
     }
 
     /// Whether the master that passed us our sockets still runs (it is
@@ -678,7 +677,7 @@ impl SingleControl {
             return None;
         };
         let mut sink = |level: Level, msg: String| log!(level, "{msg}");
-        listen::close_unused(old, true, false, &mut sink);
+        listen::close_unused(old, listen::Unlink::OnReload, &mut sink);
         logging::install(new.logs.main.clone());
         log!(Level::Notice, "using the \"epoll\" event method");
         self.cycle = new;
@@ -733,7 +732,10 @@ pub fn single_process(opts: LoadOptions, cycle: Cycle, pipe: SignalPipe, daemoni
     }
     log!(Level::Notice, "exit");
     let mut sink = |level: Level, msg: String| log!(level, "{msg}");
-    listen::close_unused(std::mem::take(&mut cycle.listeners), true, false, &mut sink);
+    let unlink = listen::Unlink::OnClose {
+        keep_inherited: false,
+    };
+    listen::close_unused(std::mem::take(&mut cycle.listeners), unlink, &mut sink);
     0
 }
 

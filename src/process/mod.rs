@@ -180,7 +180,7 @@ pub fn run(opts: &LoadOptions, loaded: Loaded) -> i32 {
         return 1;
     };
     let mut sink = |level: Level, msg: String| log!(level, "{msg}");
-    listen::close_unused(old, false, false, &mut sink);
+    listen::close_unused(old, listen::Unlink::Never, &mut sink);
     logging::install(cycle.logs.main.clone());
     log!(Level::Notice, "using the \"epoll\" event method");
     check_rlimit(&cycle.config);
