@@ -317,6 +317,11 @@ pub fn run(args: Vec<OsString>) -> i32 {
     };
 
     if o.test_config {
+        // The checks nginx makes while setting up the cycle: connection
+        // limits and a test bind of every listening socket.
+        if !process::test_config(&loaded.config) {
+            return test_failed();
+        }
         // nginx opens (and so creates) every error log while testing.
         if let Err(text) = ConfigLogs::open(&loaded.config) {
             builtin.write(Level::Emerg, None, format_args!("{text}"));

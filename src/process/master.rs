@@ -6,7 +6,7 @@ use super::listen;
 use super::sys::{self, ExitStatus, Forked, SignalPipe};
 use super::worker::{self, CMD_QUIT, CMD_REOPEN, CMD_TERMINATE};
 use super::{env, init_cycle, log, pidfile, title, Cycle};
-use crate::conf::{self, Level, LoadOptions};
+use crate::conf::{Level, LoadOptions};
 use crate::event::{Command, Control, EventLoop};
 use crate::logging::{self, errno_suffix};
 use std::io::Write;
@@ -446,18 +446,11 @@ impl Master {
 
     /// Re-read the configuration; on success the new cycle is current.
     fn reload(&mut self) -> bool {
-        let loaded = match conf::load(&self.opts) {
-            Ok(l) => l,
-            Err(msg) => {
-                log!(msg.level, "{}", msg.text);
-                return false;
-            }
+        let Some(config) = super::load_logged(&self.opts) else {
+            return false;
         };
-        for w in &loaded.warnings {
-            log!(w.level, "{}", w.text);
-        }
         let mut old = std::mem::take(&mut self.cycle.listeners);
-        let Some(new) = init_cycle(loaded.config, &mut old) else {
+        let Some(new) = init_cycle(config, &mut old) else {
             self.cycle.listeners = old;
             return false;
         };
@@ -661,18 +654,9 @@ impl Control for SingleControl {
 
 impl SingleControl {
     fn reload(&mut self) -> Option<Command> {
-        let loaded = match conf::load(&self.opts) {
-            Ok(l) => l,
-            Err(msg) => {
-                log!(msg.level, "{}", msg.text);
-                return None;
-            }
-        };
-        for w in &loaded.warnings {
-            log!(w.level, "{}", w.text);
-        }
+        let config = super::load_logged(&self.opts)?;
         let mut old = std::mem::take(&mut self.cycle.listeners);
-        let Some(new) = init_cycle(loaded.config, &mut old) else {
+        let Some(new) = init_cycle(config, &mut old) else {
             self.cycle.listeners = old;
             return None;
         };

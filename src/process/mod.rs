@@ -16,7 +16,7 @@ pub mod sys;
 mod title;
 mod worker;
 
-use crate::conf::{Config, Level, LoadOptions, Loaded};
+use crate::conf::{self, Config, Level, LoadOptions, Loaded};
 use crate::logging::{self, errno_suffix, ConfigLogs};
 use listen::Listener;
 use std::sync::Arc;
@@ -58,6 +58,24 @@ pub fn check_config(config: &Config) -> Result<(), String> {
 /// `-t`: everything a start would check beyond the syntax: the
 /// `worker_connections` count and every listening socket (nginx binds them
 /// while testing). Errors are logged; false = the test failed.
+/// Re-read the configuration for a reload, logging its warnings as they
+/// come and its error, if any, as nginx does; the old configuration stays
+/// in use when this gives `None`.
+fn load_logged(opts: &LoadOptions) -> Option<Config> {
+    let loaded = conf::load_with(opts, &mut |progress| {
+        if let conf::Progress::Warning(w) = progress {
+            log!(w.level, "{}", w.text);
+        }
+    });
+    match loaded {
+        Ok(config) => Some(config),
+        Err(msg) => {
+            log!(msg.level, "{}", msg.text);
+            None
+        }
+    }
+}
+
 pub fn test_config(config: &Config) -> bool {
     if let Err(msg) = check_config(config) {
         log!(Level::Emerg, "{msg}");
