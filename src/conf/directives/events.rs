@@ -88,23 +88,28 @@ fn use_method(ev: &mut Eval, d: &Directive) -> Result<(), ConfMessage> {
     Ok(())
 }
 
-/// An address, network, host name (all its addresses) or `unix:`.
 fn debug_connection(ev: &mut Eval, d: &Directive) -> Result<(), ConfMessage> {
+    let mut found = networks(ev, d)?;
+    ev.events_mut().debug_connection.append(&mut found);
+    Ok(())
+}
+
+/// The argument of `debug_connection` or `set_real_ip_from`: an address,
+/// a network, a host name (all its addresses) or `unix:`.
+pub fn networks(ev: &mut Eval, d: &Directive) -> Result<Vec<Cidr>, ConfMessage> {
     let v = arg(d, 0);
-    let mut found = if v == "unix:" {
-        vec![Cidr::Unix]
-    } else if let Some((c, low_bits)) = parse_cidr(v) {
+    if v == "unix:" {
+        return Ok(vec![Cidr::Unix]);
+    }
+    if let Some((c, low_bits)) = parse_cidr(v) {
         if low_bits {
             ev.warn(format!("low address bits of {v} are meaningless"), d);
         }
-        vec![c]
-    } else {
-        let ips = sys::resolve_host(v)
-            .ok_or_else(|| fail(d, format!("host not found in debug_connection \"{v}\"")))?;
-        ips.into_iter().map(host_cidr).collect()
-    };
-    ev.events_mut().debug_connection.append(&mut found);
-    Ok(())
+        return Ok(vec![c]);
+    }
+    let ips = sys::resolve_host(v)
+        .ok_or_else(|| fail(d, format!("host not found in {} \"{v}\"", d.name)))?;
+    Ok(ips.into_iter().map(host_cidr).collect())
 }
 
 /// A single address as a network of one.
