@@ -1,0 +1,118 @@
+//! TLS on the system OpenSSL: one context per server built from the
+//! `ssl_*` settings (`context`), a non-blocking TLS stream implementing
+//! `event::Io` (`stream`), session ticket keys (`tickets`), the shared
+//! session cache hooks (`cache`) and its shared-memory store
+//! (`session_store`). The few OpenSSL calls the `openssl` crate lacks are
+//! in `ffi`, the only place with `unsafe`.
+//!
+//! What the rest of Postern calls:
+//! - the master, before forking: [`TicketKeys::generate`] once, shared by
+//!   every worker so that tickets work across workers;
+//! - `-t` and start-up: [`check_config`], which builds every context and
+//!   reports certificate and key errors as nginx does;
+//! - each worker: [`build_servers`] (before dropping privileges, so that
+//!   keys on a PKCS#11 token keep working), then per connection
+//!   [`ServerTls::accept`] and the [`TlsStream`] step functions.
+
+pub mod cache;
+pub mod context;
+pub mod ffi;
+pub mod session_store;
+pub mod stream;
+pub mod tickets;
+
+#[cfg(test)]
+pub(crate) mod testutil;
+#[cfg(test)]
+mod tests;
+
+pub use cache::SessionCacheBackend;
+pub use context::{BuildEnv, ServerTls};
+pub use stream::{CertCheck, Handshake, Shutdown, TlsError, TlsFacts, TlsStream, Want};
+pub use tickets::{TicketKey, TicketKeys};
+
+use crate::conf::{Config, ConfMessage, ShmZone, StartTls};
+use openssl::error::ErrorStack;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// nginx's `ngx_ssl_error` text: the message, then the drained OpenSSL
+/// error queue as ` (SSL: error:...:reason:data error:...)`.
+pub fn ssl_error(text: &str, queue: &ErrorStack) -> String {
+    let mut s = text.to_string();
+    if queue.errors().is_empty() {
+        return s;
+    }
+    s.push_str(" (SSL:");
+    for e in queue.errors() {
+        s.push(' ');
+        s.push_str(&ffi::error_string(e.code()));
+        if let Some(data) = e.data().filter(|d| !d.is_empty()) {
+            s.push(':');
+            s.push_str(data);
+        }
+    }
+    s.push(')');
+    s
+}
+
+/// Whether a server needs a TLS context: some `listen ... ssl` of it,
+/// `ssl on`, or `starttls on|only`.
+pub fn server_needs_tls(config: &Config, index: usize) -> bool {
+    let Some(mail) = &config.mail else {
+        return false;
+    };
+    let srv = &mail.servers[index];
+    srv.ssl.ssl_on
+        || srv.ssl.starttls != StartTls::Off
+        || mail.listens.iter().any(|l| l.server == index && l.ssl)
+}
+
+fn conf_prefix(config: &Config) -> PathBuf {
+    config
+        .files
+        .first()
+        .and_then(|f| f.path.parent())
+        .map(|p| p.to_path_buf())
+        .unwrap_or_default()
+}
+
+/// The contexts of every server (`None` for servers without TLS), in the
+/// order of `MailConf::servers`, and the warnings met.
+pub type Servers = (Vec<Option<ServerTls>>, Vec<ConfMessage>);
+
+/// Build every server's context, as a worker does.
+pub fn build_servers(
+    config: &Config,
+    ticket_keys: Option<Arc<TicketKeys>>,
+    shared_cache: &dyn Fn(&ShmZone) -> Option<Arc<dyn SessionCacheBackend>>,
+) -> Result<Servers, ConfMessage> {
+    let Some(mail) = &config.mail else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let mut out = Vec::with_capacity(mail.servers.len());
+    let mut warnings = Vec::new();
+    for (i, srv) in mail.servers.iter().enumerate() {
+        if !server_needs_tls(config, i) {
+            out.push(None);
+            continue;
+        }
+        let mut env = BuildEnv {
+            default_ticket_keys: ticket_keys.clone(),
+            shared_cache,
+            at: srv.origin.clone(),
+            conf_prefix: conf_prefix(config),
+            warnings: Vec::new(),
+        };
+        let tls = ServerTls::build(&srv.ssl, srv.protocol, &mut env)?;
+        warnings.append(&mut env.warnings);
+        out.push(Some(tls));
+    }
+    Ok((out, warnings))
+}
+
+/// Build every server's context to check the configuration (`-t` and
+/// start-up): the warnings to print, or the first error, worded as nginx.
+pub fn check_config(config: &Config) -> Result<Vec<ConfMessage>, ConfMessage> {
+    build_servers(config, None, &|_| None).map(|(_, w)| w)
+}
