@@ -20,10 +20,14 @@
 //! with [`Guard::owner_died`] so that it can check and repair the data (the
 //! users of a zone keep a "dirty" mark for that purpose).
 //!
+//! Inside a zone, [`slots::SlotPool`] lays out equal-sized slots for users
+//! that need them.
+//!
 //! Layout of a zone: the mutex, the pid of the current holder (for the
 //! master's "was locked by" alert), then the data area that users such as
 //! `tls::session_store` carve up themselves.
 
+pub mod slots;
 mod sys;
 
 #[cfg(test)]
@@ -31,6 +35,7 @@ pub(crate) use sys::testing;
 
 use std::fmt;
 use std::io;
+use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -124,6 +129,7 @@ impl Zone {
             zone: self,
             data,
             acquired,
+            _not_send: PhantomData,
         })
     }
 
@@ -156,6 +162,8 @@ pub struct Guard<'a> {
     zone: &'a Zone,
     data: &'a mut [u8],
     acquired: Acquired,
+    /// A pthread mutex must be unlocked by the thread that locked it.
+    _not_send: PhantomData<*const ()>,
 }
 
 impl Guard<'_> {

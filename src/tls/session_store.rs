@@ -471,6 +471,8 @@ impl<'a> Cache<'a> {
     fn reset(&mut self) {
         let b = self.g.buckets_off;
         self.d[b..b + 4 * self.g.n_buckets].fill(0);
+        // Sessions are secrets: leave none behind, even unreachable.
+        self.ring_mut().fill(0);
         for f in [H_HEAD, H_TAIL, H_USED, H_COUNT] {
             self.put_u32(f, 0);
         }
