@@ -15,7 +15,8 @@
 //! - each insert first drops up to two expired sessions from the old end;
 //! - when the zone is full, the oldest sessions (by insertion, as nginx's
 //!   expire queue: a resumption does not refresh a session) are evicted
-//!   until the new one fits;
+//!   until the new one fits (so nginx's `could not allocate new session`
+//!   cannot happen: a zone always holds at least the largest session);
 //! - a lookup of an expired session removes it;
 //! - the zone also holds the three session ticket keys nginx shares between
 //!   workers when no `ssl_session_ticket_key` is configured
@@ -75,8 +76,7 @@ const H_HEAD: usize = 32;
 const H_TAIL: usize = 36;
 const H_USED: usize = 40;
 const H_COUNT: usize = 44;
-const H_FAIL_TIME: usize = 48;
-const H_STATS: usize = 56;
+const H_STATS: usize = 48;
 const N_STATS: usize = 8;
 const H_TICKET_KEYS: usize = H_STATS + 8 * N_STATS;
 const TICKET_KEY_LEN: usize = 16 + 32 + 32 + 8;
@@ -123,13 +123,6 @@ pub enum StoreOutcome {
     /// DER larger than [`MAX_SESSION_SIZE`], or an empty or over-long id:
     /// silently not cached, as nginx.
     NotCached,
-    /// The zone cannot hold the session even when empty. `warn` is true at
-    /// most once per second (by `now`), when nginx logs
-    /// `could not allocate new session in SSL session shared cache "NAME"`
-    /// at warn level.
-    NoSpace {
-        warn: bool,
-    },
 }
 
 /// Counters kept in the zone (shared by all workers, kept across reloads
@@ -248,19 +241,13 @@ impl SessionStore {
             if let Some(found) = c.find(id, ctx) {
                 c.unlink(found);
             }
+            // Fits: attach made sure the ring holds the largest record.
             let need = round4(RECORD_HEADER + id.len() + der.len());
-            let outcome = if need > c.g.ring_cap {
-                let warn = c.get_i64(H_FAIL_TIME) != now;
-                c.put_i64(H_FAIL_TIME, now);
-                StoreOutcome::NoSpace { warn }
-            } else {
-                let off = c.allocate(need, now);
-                c.write_record(off, id, ctx, der, expires);
-                c.bump(S_STORED);
-                StoreOutcome::Stored
-            };
+            let off = c.allocate(need, now);
+            c.write_record(off, id, ctx, der, expires);
+            c.bump(S_STORED);
             c.commit();
-            outcome
+            StoreOutcome::Stored
         })
     }
 
