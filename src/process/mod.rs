@@ -185,7 +185,7 @@ fn check_rlimit(config: &Config) {
     if let Ok((cur, _)) = sys::getrlimit(sys::Resource::NoFile) {
         let conns = config.events.worker_connections as u64;
         let nofile = config.main.worker_rlimit_nofile;
-        if conns > cur && nofile.map_or(true, |n| conns > n) {
+        if conns > cur && nofile.is_none_or(|n| conns > n) {
             log!(
                 Level::Warn,
                 "{conns} worker_connections exceed open file resource limit: {}",
