@@ -9,4 +9,5 @@
 //! the quirks are listed in the docs of the item that reproduces them.
 
 pub mod parse;
+pub mod resolver;
 pub mod sasl;

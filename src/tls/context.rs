@@ -3,8 +3,8 @@
 
 use super::cache::{self, SessionCacheBackend};
 use super::ffi::{self, ConfCmdError, LoadError, PemSource};
-use super::tickets::TicketKeys;
 use super::ssl_error;
+use super::tickets::TicketKeys;
 use crate::conf::error::emerg_at;
 use crate::conf::{
     CertSource, ConfMessage, KeySource, Level, Origin, Protocol, SessionCacheMode, ShmZone,
@@ -64,7 +64,9 @@ pub struct ServerTls {
 
 impl std::fmt::Debug for ServerTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerTls").field("verify", &self.verify).finish()
+        f.debug_struct("ServerTls")
+            .field("verify", &self.verify)
+            .finish()
     }
 }
 
@@ -102,14 +104,21 @@ fn key_name(src: &KeySource) -> String {
 impl ServerTls {
     /// Build the context of one server that uses TLS (`listen ... ssl`,
     /// `ssl on` or `starttls`), as nginx's mail ssl merge does.
-    pub fn build(ssl: &SslConf, protocol: Protocol, env: &mut BuildEnv<'_>) -> Result<ServerTls, ConfMessage> {
+    pub fn build(
+        ssl: &SslConf,
+        protocol: Protocol,
+        env: &mut BuildEnv<'_>,
+    ) -> Result<ServerTls, ConfMessage> {
         let mut ctx = SslContextBuilder::new(SslMethod::tls())
             .map_err(|e| stack_emerg("SSL_CTX_new() failed", &e))?;
         set_protocols(&mut ctx, ssl);
         set_alpn(&mut ctx, protocol);
 
         ctx.set_cipher_list(&ssl.ciphers).map_err(|e| {
-            stack_emerg(format!("SSL_CTX_set_cipher_list(\"{}\") failed", ssl.ciphers), &e)
+            stack_emerg(
+                format!("SSL_CTX_set_cipher_list(\"{}\") failed", ssl.ciphers),
+                &e,
+            )
         })?;
         if ssl.prefer_server_ciphers {
             ctx.set_options(SslOptions::CIPHER_SERVER_PREFERENCE);
@@ -243,8 +252,16 @@ fn set_alpn(ctx: &mut SslContextBuilder, protocol: Protocol) {
 
 /// Every certificate with its chain and key; returns the leaf
 /// certificates (for the session-id context).
-fn set_certificates(ctx: &mut SslContextBuilder, ssl: &SslConf, env: &mut BuildEnv<'_>) -> Result<Vec<X509>, ConfMessage> {
-    let phrases: &[Vec<u8>] = ssl.passwords.as_ref().map(|p| p.0.as_slice()).unwrap_or(&[]);
+fn set_certificates(
+    ctx: &mut SslContextBuilder,
+    ssl: &SslConf,
+    env: &mut BuildEnv<'_>,
+) -> Result<Vec<X509>, ConfMessage> {
+    let phrases: &[Vec<u8>] = ssl
+        .passwords
+        .as_ref()
+        .map(|p| p.0.as_slice())
+        .unwrap_or(&[]);
     let mut leaves = Vec::new();
     for (cert, key) in ssl.certificates.iter().zip(&ssl.certificate_keys) {
         let name = cert_name(cert);
@@ -262,7 +279,8 @@ fn set_certificates(ctx: &mut SslContextBuilder, ssl: &SslConf, env: &mut BuildE
         leaves.push(leaf);
 
         let kname = key_name(key);
-        let kerr = |e: LoadError| load_emerg(format!("cannot load certificate key \"{kname}\""), &e);
+        let kerr =
+            |e: LoadError| load_emerg(format!("cannot load certificate key \"{kname}\""), &e);
         let pkey = match key {
             KeySource::File(p) => load_pem_key(&PemSource::File(p), phrases, env).map_err(kerr)?,
             KeySource::Data(d) => {
@@ -311,7 +329,10 @@ fn set_verify(ctx: &mut SslContextBuilder, ssl: &SslConf) -> Result<Vec<X509Name
         let certs = load_cas(path)?;
         for c in certs {
             let subject = c.subject_name().to_owned().map_err(|e| {
-                stack_emerg(format!("X509_get_subject_name(\"{}\") failed", path.display()), &e)
+                stack_emerg(
+                    format!("X509_get_subject_name(\"{}\") failed", path.display()),
+                    &e,
+                )
             })?;
             add_ca(ctx, c, path)?;
             let der = subject.to_der().unwrap_or_default();
@@ -321,8 +342,12 @@ fn set_verify(ctx: &mut SslContextBuilder, ssl: &SslConf) -> Result<Vec<X509Name
         }
         let mut list = Stack::new().map_err(|e| stack_emerg("sk_X509_NAME_new() failed", &e))?;
         for n in &names {
-            let copy = n.to_owned().map_err(|e| stack_emerg("X509_NAME_dup() failed", &e))?;
-            list.push(copy).map_err(|e| stack_emerg("sk_X509_NAME_push() failed", &e))?;
+            let copy = n
+                .as_ref()
+                .to_owned()
+                .map_err(|e| stack_emerg("X509_NAME_dup() failed", &e))?;
+            list.push(copy)
+                .map_err(|e| stack_emerg("sk_X509_NAME_push() failed", &e))?;
         }
         ctx.set_client_ca_list(list);
     }
@@ -336,7 +361,10 @@ fn set_verify(ctx: &mut SslContextBuilder, ssl: &SslConf) -> Result<Vec<X509Name
             .map_err(|e| load_emerg(format!("cannot load CRL \"{}\"", path.display()), &e))?;
         for crl in &crls {
             ffi::add_crl(ctx, crl).map_err(|e| {
-                stack_emerg(format!("X509_STORE_add_crl(\"{}\") failed", path.display()), &e)
+                stack_emerg(
+                    format!("X509_STORE_add_crl(\"{}\") failed", path.display()),
+                    &e,
+                )
             })?;
         }
         ctx.cert_store_mut()
@@ -347,14 +375,21 @@ fn set_verify(ctx: &mut SslContextBuilder, ssl: &SslConf) -> Result<Vec<X509Name
 }
 
 fn load_cas(path: &Path) -> Result<Vec<X509>, ConfMessage> {
-    ffi::read_ca_certs(&PemSource::File(path))
-        .map_err(|e| load_emerg(format!("cannot load certificate \"{}\"", path.display()), &e))
+    ffi::read_ca_certs(&PemSource::File(path)).map_err(|e| {
+        load_emerg(
+            format!("cannot load certificate \"{}\"", path.display()),
+            &e,
+        )
+    })
 }
 
 fn add_ca(ctx: &mut SslContextBuilder, cert: X509, path: &Path) -> Result<(), ConfMessage> {
-    ctx.cert_store_mut()
-        .add_cert(cert)
-        .map_err(|e| stack_emerg(format!("X509_STORE_add_cert(\"{}\") failed", path.display()), &e))
+    ctx.cert_store_mut().add_cert(cert).map_err(|e| {
+        stack_emerg(
+            format!("X509_STORE_add_cert(\"{}\") failed", path.display()),
+            &e,
+        )
+    })
 }
 
 /// nginx's session-id context: SHA-1 over "MAIL", the SHA-1 of each server
@@ -383,7 +418,8 @@ fn set_session_cache(
 ) -> Result<(), ConfMessage> {
     let timeout = ssl.session_timeout.as_secs();
     ffi::set_session_timeout(ctx, timeout);
-    let sid = session_id_context(certs, ca_names).map_err(|e| stack_emerg("EVP_DigestInit_ex() failed", &e))?;
+    let sid = session_id_context(certs, ca_names)
+        .map_err(|e| stack_emerg("EVP_DigestInit_ex() failed", &e))?;
     ctx.set_session_id_context(&sid)
         .map_err(|e| stack_emerg("SSL_CTX_set_session_id_context() failed", &e))?;
     let sc = &ssl.session_cache;
@@ -410,7 +446,7 @@ fn set_session_cache(
             }
             if let Some(zone) = &sc.shared {
                 if let Some(backend) = (env.shared_cache)(zone) {
-                    cache::install(ctx, backend, timeout);
+                    cache::install(ctx, backend, &sid, timeout);
                 }
             }
         }
@@ -418,7 +454,11 @@ fn set_session_cache(
     Ok(())
 }
 
-fn set_ticket_keys(ctx: &mut SslContextBuilder, ssl: &SslConf, env: &mut BuildEnv<'_>) -> Result<(), ConfMessage> {
+fn set_ticket_keys(
+    ctx: &mut SslContextBuilder,
+    ssl: &SslConf,
+    env: &mut BuildEnv<'_>,
+) -> Result<(), ConfMessage> {
     let keys = if !ssl.session_ticket_keys.is_empty() {
         Arc::new(TicketKeys::load(&ssl.session_ticket_keys, &env.at)?)
     } else if let Some(k) = &env.default_ticket_keys {

@@ -6,7 +6,7 @@
 //! `(SSL: error:...)` part of a configuration error, reads exactly as
 //! nginx's.
 
-use foreign_types::ForeignType;
+use foreign_types::{ForeignType, ForeignTypeRef};
 use openssl::error::ErrorStack;
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{SslContextBuilder, SslRef};
@@ -37,6 +37,7 @@ type TicketKeyCb = unsafe extern "C" fn(
 extern "C" {
     fn ERR_error_string_n(e: c_ulong, buf: *mut c_char, len: usize);
     fn ERR_peek_last_error() -> c_ulong;
+    fn ERR_peek_error() -> c_ulong;
     fn BIO_new_file(name: *const c_char, mode: *const c_char) -> *mut sys::BIO;
     fn PEM_read_bio_X509_AUX(
         bio: *mut sys::BIO,
@@ -44,8 +45,10 @@ extern "C" {
         cb: sys::pem_password_cb,
         u: *mut c_void,
     ) -> *mut sys::X509;
-    fn PEM_read_bio_Parameters(bio: *mut sys::BIO, out: *mut *mut sys::EVP_PKEY)
-        -> *mut sys::EVP_PKEY;
+    fn PEM_read_bio_Parameters(
+        bio: *mut sys::BIO,
+        out: *mut *mut sys::EVP_PKEY,
+    ) -> *mut sys::EVP_PKEY;
     fn X509_STORE_add_crl(store: *mut sys::X509_STORE, crl: *mut sys::X509_CRL) -> c_int;
     fn X509_NAME_print_ex(
         out: *mut sys::BIO,
@@ -96,20 +99,15 @@ extern "C" {
         ctx: *mut sys::SSL_CTX,
         cb: Option<unsafe extern "C" fn(*const sys::SSL, c_int, c_int)>,
     );
-    fn SSL_get0_session(ssl: *const sys::SSL) -> *mut sys::SSL_SESSION;
+    fn SSL_get_session(ssl: *const sys::SSL) -> *mut sys::SSL_SESSION;
     fn SSL_SESSION_get_timeout(s: *const sys::SSL_SESSION) -> c_long;
     fn SSL_SESSION_set_time(s: *mut sys::SSL_SESSION, t: c_long) -> c_long;
     fn SSL_SESSION_set_timeout(s: *mut sys::SSL_SESSION, t: c_long) -> c_long;
-    fn SSL_SESSION_set1_id_context(
-        s: *mut sys::SSL_SESSION,
-        ctx: *const u8,
-        len: c_uint,
-    ) -> c_int;
+    fn SSL_SESSION_set1_id_context(s: *mut sys::SSL_SESSION, ctx: *const u8, len: c_uint) -> c_int;
     fn SSL_get_options(ssl: *const sys::SSL) -> u64;
     fn SSL_set_quiet_shutdown(ssl: *mut sys::SSL, mode: c_int);
 }
 
-const ERR_TXT_STRING: c_int = 0x02;
 const BIO_CTRL_RESET: c_int = 1;
 const BIO_CTRL_INFO: c_int = 3;
 const ERR_LIB_PEM: c_int = 9;
@@ -153,6 +151,7 @@ pub fn wipe(buf: &mut [u8]) {
 /// `error:0A000086:SSL routines::certificate verify failed`, as
 /// `ERR_error_string_n` writes it.
 pub fn error_string(code: c_ulong) -> String {
+    openssl_sys::init();
     let mut buf = [0 as c_char; 256];
     // SAFETY: the buffer is writable for its whole length and OpenSSL
     // always terminates what it writes within `len`.
@@ -165,7 +164,7 @@ pub fn error_string(code: c_ulong) -> String {
 /// Whether OpenSSL's error queue holds anything.
 pub fn error_pending() -> bool {
     // SAFETY: reads the thread's error queue without changing it.
-    unsafe { sys::ERR_peek_error() != 0 }
+    unsafe { ERR_peek_error() != 0 }
 }
 
 fn last_error_is_no_start_line() -> bool {
@@ -178,8 +177,6 @@ fn clear_errors() {
     // SAFETY: empties the thread's error queue; always valid.
     unsafe { sys::ERR_clear_error() }
 }
-
-pub(crate) use ErrorStack as Queue;
 
 /// Why a load failed: the name of the failing call, nginx-style, and the
 /// error queue drained at that moment.
@@ -293,7 +290,8 @@ pub fn read_crls(src: &PemSource<'_>) -> Result<Vec<X509Crl>, LoadError> {
     let mut list = Vec::new();
     loop {
         // SAFETY: `bio` is valid; the result is owned by us.
-        let x = unsafe { sys::PEM_read_bio_X509_CRL(bio.0, ptr::null_mut(), None, ptr::null_mut()) };
+        let x =
+            unsafe { sys::PEM_read_bio_X509_CRL(bio.0, ptr::null_mut(), None, ptr::null_mut()) };
         if x.is_null() {
             if !list.is_empty() && last_error_is_no_start_line() {
                 clear_errors();
@@ -314,7 +312,12 @@ struct PassState<'a> {
     truncated: Cell<bool>,
 }
 
-unsafe extern "C" fn pass_cb(buf: *mut c_char, size: c_int, rwflag: c_int, u: *mut c_void) -> c_int {
+unsafe extern "C" fn pass_cb(
+    buf: *mut c_char,
+    size: c_int,
+    rwflag: c_int,
+    u: *mut c_void,
+) -> c_int {
     if rwflag != 0 || u.is_null() || size <= 0 {
         return 0;
     }
@@ -466,7 +469,7 @@ pub fn store_private_key(uri: &str, phrases: &[Vec<u8>]) -> Result<PKey<Private>
             }
             return fail("OSSL_STORE_open() failed");
         }
-        let mut key = ptr::null_mut();
+        let mut key: *mut sys::EVP_PKEY = ptr::null_mut();
         // SAFETY: `store` is open; every info object is freed after use.
         unsafe {
             while key.is_null() && OSSL_STORE_eof(store) == 0 {
@@ -507,9 +510,7 @@ pub fn set_chain(ctx: &mut SslContextBuilder, chain: &[X509]) -> Result<(), Erro
     }
     // SAFETY: SSL_CTX_set1_chain copies the stack and up-refs each
     // certificate; our stack is freed when dropped.
-    let r = unsafe {
-        sys::SSL_CTX_ctrl(ctx.as_ptr(), SSL_CTRL_CHAIN, 1, stack.as_ptr().cast())
-    };
+    let r = unsafe { sys::SSL_CTX_ctrl(ctx.as_ptr(), SSL_CTRL_CHAIN, 1, stack.as_ptr().cast()) };
     if r == 0 {
         return Err(ErrorStack::get());
     }
@@ -644,12 +645,12 @@ unsafe extern "C" fn info_cb(ssl: *const sys::SSL, where_: c_int, _ret: c_int) {
         if !sys::SSL_get_ex_data(ssl, idx).is_null() {
             return;
         }
-        let sess = SSL_get0_session(ssl);
+        let sess = SSL_get_session(ssl);
         if sess.is_null() {
             return;
         }
         // Mark the connection as done: any non-null pointer will do.
-        sys::SSL_set_ex_data(ssl as *mut sys::SSL, idx, 1 as *mut c_void);
+        sys::SSL_set_ex_data(ssl as *mut sys::SSL, idx, ptr::dangling_mut::<c_void>());
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as c_long)
@@ -671,7 +672,16 @@ fn session_timeout_mark_index() -> c_int {
     *INDEX.get_or_init(|| {
         // SAFETY: registers a plain ex_data slot without callbacks; the
         // crate has initialised the library before any context exists.
-        unsafe { sys::CRYPTO_get_ex_new_index(sys::CRYPTO_EX_INDEX_SSL, 0, ptr::null_mut(), None, None, None) }
+        unsafe {
+            sys::CRYPTO_get_ex_new_index(
+                sys::CRYPTO_EX_INDEX_SSL,
+                0,
+                ptr::null_mut(),
+                None,
+                None,
+                None,
+            )
+        }
     })
 }
 
@@ -684,8 +694,10 @@ pub fn tickets_enabled(ssl: &SslRef) -> bool {
 
 /// Close without sending or waiting for close_notify (nginx's quiet
 /// shutdown after errors and timeouts).
-pub fn set_quiet_shutdown(ssl: &mut SslRef) {
-    // SAFETY: a plain setter on a live connection.
+pub fn set_quiet_shutdown(ssl: &SslRef) {
+    // SAFETY: a plain setter on a live connection (the crate's opaque
+    // types allow mutation through shared references, as its own setters
+    // on `SslRef` do).
     unsafe { SSL_set_quiet_shutdown(ssl.as_ptr(), 1) };
 }
 
@@ -721,7 +733,14 @@ fn with_mem_bio(write: impl FnOnce(*mut sys::BIO) -> bool) -> String {
     let mut data: *mut c_char = ptr::null_mut();
     // SAFETY: BIO_get_mem_data: points `data` at the BIO's contents and
     // returns their length; the bytes are copied before the BIO is freed.
-    let len = unsafe { sys::BIO_ctrl(bio.0, BIO_CTRL_INFO, 0, (&mut data as *mut *mut c_char).cast()) };
+    let len = unsafe {
+        sys::BIO_ctrl(
+            bio.0,
+            BIO_CTRL_INFO,
+            0,
+            (&mut data as *mut *mut c_char).cast(),
+        )
+    };
     if data.is_null() || len <= 0 {
         return String::new();
     }
@@ -756,10 +775,12 @@ pub fn set_ticket_key_callback(ctx: &mut SslContextBuilder, index: c_int) {
     // SAFETY: the callback has the signature SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB
     // expects (the HMAC_CTX form, still supported by OpenSSL 3).
     unsafe {
-        sys::SSL_CTX_callback_ctrl(
+        sys::SSL_CTX_callback_ctrl__fixed_rust(
             ctx.as_ptr(),
             SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB,
-            Some(std::mem::transmute::<TicketKeyCb, unsafe extern "C" fn()>(cb)),
+            Some(std::mem::transmute::<TicketKeyCb, unsafe extern "C" fn()>(
+                cb,
+            )),
         )
     };
 }
@@ -872,6 +893,38 @@ pub fn remove_session(ssl: &SslRef) {
     }
 }
 
+/// Test helper: offer a saved session on a client connection.
+#[cfg(test)]
+pub(crate) fn tests_set_session(ssl: &mut openssl::ssl::Ssl, s: &openssl::ssl::SslSession) {
+    // SAFETY: the session came from a client context configured like the
+    // one `ssl` was made from (the crate's only requirement).
+    unsafe { ssl.set_session(s).unwrap() };
+}
+
+/// Test helper: how many CA names the context sends to clients.
+#[cfg(test)]
+pub(crate) fn tests_client_ca_count(ctx: &openssl::ssl::SslContextRef) -> usize {
+    extern "C" {
+        fn SSL_CTX_get_client_CA_list(ctx: *const sys::SSL_CTX) -> *mut sys::stack_st_X509_NAME;
+    }
+    // SAFETY: reads the list owned by the live context.
+    unsafe {
+        let l = SSL_CTX_get_client_CA_list(ctx.as_ptr());
+        if l.is_null() {
+            0
+        } else {
+            sys::OPENSSL_sk_num(l.cast()) as usize
+        }
+    }
+}
+
+/// Test helper: make a named pipe.
+#[cfg(test)]
+pub(crate) fn tests_mkfifo(path: &CStr) -> c_int {
+    // SAFETY: a NUL-terminated path.
+    unsafe { libc::mkfifo(path.as_ptr(), 0o600) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -895,7 +948,7 @@ mod tests {
     fn garbage_data_names_pem_call() {
         let e = read_cert_chain(&PemSource::Data(b"nothing here")).unwrap_err();
         assert_eq!(e.what, "PEM_read_bio_X509_AUX() failed");
-        let e = read_crls(&PemSource::Data(b"")).unwrap_err();
+        let e = read_crls(&PemSource::Data(b"")).err().unwrap();
         assert_eq!(e.what, "PEM_read_bio_X509_CRL() failed");
     }
 }

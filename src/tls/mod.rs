@@ -22,16 +22,16 @@ pub mod stream;
 pub mod tickets;
 
 #[cfg(test)]
-pub(crate) mod testutil;
-#[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) mod testutil;
 
 pub use cache::SessionCacheBackend;
 pub use context::{BuildEnv, ServerTls};
 pub use stream::{CertCheck, Handshake, Shutdown, TlsError, TlsFacts, TlsStream, Want};
 pub use tickets::{TicketKey, TicketKeys};
 
-use crate::conf::{Config, ConfMessage, ShmZone, StartTls};
+use crate::conf::{ConfMessage, Config, ShmZone, StartTls};
 use openssl::error::ErrorStack;
 use std::path::PathBuf;
 use std::sync::Arc;

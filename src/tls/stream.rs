@@ -178,7 +178,8 @@ fn failure(e: &openssl::ssl::Error, what: &str) -> TlsError {
 }
 
 fn is_eof(e: &openssl::ssl::Error) -> bool {
-    e.code() == ErrorCode::ZERO_RETURN || (e.code() == ErrorCode::SYSCALL && e.ssl_error().is_none())
+    e.code() == ErrorCode::ZERO_RETURN
+        || (e.code() == ErrorCode::SYSCALL && e.ssl_error().is_none())
 }
 
 impl<S: Read + Write> TlsStream<S> {
@@ -202,9 +203,16 @@ impl<S: Read + Write> TlsStream<S> {
                 self.broken = true;
                 if is_eof(&e) {
                     let level = match errno_of(&e) {
-                        0 | libc::ECONNRESET | libc::EPIPE | libc::ENOTCONN | libc::ETIMEDOUT
-                        | libc::ECONNREFUSED | libc::ENETDOWN | libc::ENETUNREACH
-                        | libc::EHOSTDOWN | libc::EHOSTUNREACH => Level::Info,
+                        0
+                        | libc::ECONNRESET
+                        | libc::EPIPE
+                        | libc::ENOTCONN
+                        | libc::ETIMEDOUT
+                        | libc::ECONNREFUSED
+                        | libc::ENETDOWN
+                        | libc::ENETUNREACH
+                        | libc::EHOSTDOWN
+                        | libc::EHOSTUNREACH => Level::Info,
                         _ => Level::Alert,
                     };
                     return Handshake::Failed(TlsError {
@@ -249,8 +257,9 @@ impl<S: Read + Write> TlsStream<S> {
             return Shutdown::Done;
         }
         if self.broken {
-            ffi::set_quiet_shutdown(self.inner.ssl_mut());
-            self.inner.set_shutdown(ShutdownState::SENT | ShutdownState::RECEIVED);
+            ffi::set_quiet_shutdown(self.inner.ssl());
+            self.inner
+                .set_shutdown(ShutdownState::SENT | ShutdownState::RECEIVED);
             return Shutdown::Done;
         }
         // We never wait for the peer's close_notify: mark it received.
@@ -327,7 +336,10 @@ impl<S: Read + Write> TlsStream<S> {
         let ssl = self.inner.ssl();
         let mut f = TlsFacts {
             protocol: ssl.version_str().to_string(),
-            cipher: ssl.current_cipher().map(|c| c.name().to_string()).unwrap_or_default(),
+            cipher: ssl
+                .current_cipher()
+                .map(|c| c.name().to_string())
+                .unwrap_or_default(),
             ..TlsFacts::default()
         };
         if verify == VerifyClient::Off {

@@ -22,7 +22,11 @@ pub struct TicketKey {
 
 impl std::fmt::Debug for TicketKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TicketKey({} bytes, name ", 16 + self.hmac.len() + self.aes.len())?;
+        write!(
+            f,
+            "TicketKey({} bytes, name ",
+            16 + self.hmac.len() + self.aes.len()
+        )?;
         for b in self.name {
             write!(f, "{b:02x}")?;
         }
@@ -211,7 +215,10 @@ mod tests {
         let e = TicketKeys::load(&[&a, &bad], &at).unwrap_err();
         assert_eq!(
             e.text,
-            format!("\"{}\" must be 48 or 80 bytes in /x/p.conf:7", bad.display())
+            format!(
+                "\"{}\" must be 48 or 80 bytes in /x/p.conf:7",
+                bad.display()
+            )
         );
         let missing = dir.path().join("none.key");
         let e = TicketKeys::load(&[&missing], &at).unwrap_err();

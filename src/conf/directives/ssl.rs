@@ -5,7 +5,9 @@ use super::{
     arg, args, conf_path, enumerated, fail, flag, num, rv, sec, string, Builtin, Cmd, Eval, MAIL,
     SRV,
 };
-use crate::conf::model::{CertSource, KeySource, Passwords, ShmZone, SslProtocols, StartTls, VerifyClient};
+use crate::conf::model::{
+    CertSource, KeySource, Passwords, ShmZone, SslProtocols, StartTls, VerifyClient,
+};
 use crate::conf::parser::Directive;
 use crate::conf::{units, ConfMessage};
 

@@ -1,0 +1,964 @@
+//! Contexts built from configurations, and the TLS stream over real
+//! loopback sockets against an `openssl` crate client.
+
+use super::cache::memory::MemoryCache;
+use super::testutil::*;
+use super::*;
+use crate::conf::{
+    self, CertSource, KeySource, Level, Origin, Passwords, Protocol, SessionCache,
+    SessionCacheMode, SslConf, SslProtocols, StartTls, VerifyClient,
+};
+use crate::event::{Io, IoStatus};
+use mio::{Events, Interest, Poll, Token};
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{
+    SslConnector, SslMethod, SslSession, SslSessionCacheMode, SslVerifyMode, SslVersion,
+};
+use openssl::x509::X509;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+struct Pki {
+    dir: TempDir,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    ca: std::path::PathBuf,
+    ca_cert: X509,
+    ca_key: PKey<Private>,
+    leaf: X509,
+    leaf_key: PKey<Private>,
+}
+
+fn pki() -> Pki {
+    let dir = TempDir::new("pki");
+    let ca_key = rsa_key();
+    let ca_cert = cert("Test CA", &ca_key, None, true, 1);
+    let leaf_key = rsa_key();
+    let leaf = cert("mail.test", &leaf_key, Some((&ca_cert, &ca_key)), false, 2);
+    let certf = dir.write(
+        "server.pem",
+        format!("{}{}", pem(&leaf), pem(&ca_cert)).as_bytes(),
+    );
+    let keyf = dir.write("server.key", key_pem(&leaf_key).as_bytes());
+    let ca = dir.write("ca.pem", pem(&ca_cert).as_bytes());
+    Pki {
+        dir,
+        cert: certf,
+        key: keyf,
+        ca,
+        ca_cert,
+        ca_key,
+        leaf,
+        leaf_key,
+    }
+}
+
+fn base(p: &Pki) -> SslConf {
+    SslConf {
+        ssl_on: false,
+        starttls: StartTls::Off,
+        certificates: vec![CertSource::File(p.cert.clone())],
+        certificate_keys: vec![KeySource::File(p.key.clone())],
+        password_file: None,
+        passwords: None,
+        certificate_compression: false,
+        dhparam: None,
+        ecdh_curve: "auto".into(),
+        protocols: SslProtocols {
+            tlsv1_2: true,
+            tlsv1_3: true,
+            ..Default::default()
+        },
+        ciphers: "HIGH:!aNULL:!MD5".into(),
+        prefer_server_ciphers: false,
+        session_cache: SessionCache {
+            mode: SessionCacheMode::None,
+            builtin: None,
+            shared: None,
+        },
+        session_tickets: true,
+        session_ticket_keys: Vec::new(),
+        session_timeout: Duration::from_secs(300),
+        verify_client: VerifyClient::Off,
+        verify_depth: 1,
+        client_certificate: None,
+        trusted_certificate: None,
+        crl: None,
+        conf_commands: Vec::new(),
+        origin: Origin::default(),
+    }
+}
+
+fn at() -> Origin {
+    Origin {
+        file: "/etc/postern/postern.conf".into(),
+        line: 9,
+    }
+}
+
+fn build_with(
+    ssl: &SslConf,
+    keys: Option<Arc<TicketKeys>>,
+    shared: Option<Arc<dyn SessionCacheBackend>>,
+) -> Result<(ServerTls, Vec<conf::ConfMessage>), conf::ConfMessage> {
+    let lookup = move |_: &conf::ShmZone| shared.clone();
+    let mut env = BuildEnv {
+        default_ticket_keys: keys,
+        shared_cache: &lookup,
+        at: at(),
+        conf_prefix: "/etc/postern".into(),
+        warnings: Vec::new(),
+    };
+    let t = ServerTls::build(ssl, Protocol::Imap, &mut env)?;
+    Ok((t, env.warnings))
+}
+
+fn build(ssl: &SslConf) -> Result<ServerTls, conf::ConfMessage> {
+    build_with(ssl, None, None).map(|(t, _)| t)
+}
+
+fn err(ssl: &SslConf) -> String {
+    let e = build(ssl).unwrap_err();
+    assert_eq!(e.level, Level::Emerg);
+    e.text
+}
+
+/// What the server side saw.
+#[derive(Debug)]
+struct Served {
+    result: Result<(), TlsError>,
+    reused: bool,
+    alpn: Option<Vec<u8>>,
+    facts: TlsFacts,
+    cert_check: Option<CertCheck>,
+    line: Vec<u8>,
+    wakeups: usize,
+}
+
+/// Accept one connection on `listener` and drive it with mio: handshake,
+/// greeting, read one line, shutdown.
+fn serve(tls: &ServerTls, listener: &TcpListener, verify: VerifyClient) -> Served {
+    let (sock, _) = listener.accept().unwrap();
+    sock.set_nonblocking(true).unwrap();
+    let mut poll = Poll::new().unwrap();
+    let mut events = Events::with_capacity(8);
+    let mut s = tls.accept(mio::net::TcpStream::from_std(sock)).unwrap();
+    poll.registry()
+        .register(s.get_mut(), Token(0), Interest::READABLE)
+        .unwrap();
+    let mut wakeups = 0;
+    let mut wait = |s: &mut TlsStream<mio::net::TcpStream>, poll: &mut Poll| {
+        let interest = match s.blocked_on() {
+            Some(Want::Write) => Interest::WRITABLE,
+            _ => Interest::READABLE,
+        };
+        poll.registry()
+            .reregister(s.get_mut(), Token(0), interest)
+            .unwrap();
+        poll.poll(&mut events, Some(Duration::from_secs(5)))
+            .unwrap();
+        assert!(!events.is_empty(), "timed out waiting for {interest:?}");
+        wakeups += 1;
+    };
+    let mut served = Served {
+        result: Ok(()),
+        reused: false,
+        alpn: None,
+        facts: TlsFacts::default(),
+        cert_check: None,
+        line: Vec::new(),
+        wakeups: 0,
+    };
+    loop {
+        match s.handshake() {
+            Handshake::Done => break,
+            Handshake::WantRead | Handshake::WantWrite => wait(&mut s, &mut poll),
+            Handshake::Failed(e) => {
+                served.result = Err(e);
+                served.wakeups = wakeups;
+                return served;
+            }
+        }
+    }
+    served.reused = s.session_reused();
+    served.alpn = s.alpn().map(<[u8]>::to_vec);
+    served.facts = s.facts(verify, true);
+    served.cert_check = Some(s.check_client_cert(verify));
+    let greeting = b"* OK IMAP4 ready\r\n";
+    let mut off = 0;
+    while off < greeting.len() {
+        match s.write(&greeting[off..]).unwrap() {
+            IoStatus::Done(n) => off += n,
+            IoStatus::WouldBlock => wait(&mut s, &mut poll),
+            IoStatus::Closed => panic!("closed"),
+        }
+    }
+    let mut buf = [0u8; 256];
+    while !served.line.ends_with(b"\n") {
+        match s.read(&mut buf) {
+            Ok(IoStatus::Done(n)) => served.line.extend_from_slice(&buf[..n]),
+            Ok(IoStatus::WouldBlock) => wait(&mut s, &mut poll),
+            Ok(IoStatus::Closed) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    while s.shutdown() != Shutdown::Done {
+        wait(&mut s, &mut poll);
+    }
+    served.wakeups = wakeups;
+    served
+}
+
+#[derive(Default)]
+struct Client {
+    max: Option<SslVersion>,
+    alpn: Option<&'static [u8]>,
+    cert: Option<(Vec<X509>, PKey<Private>)>,
+    session: Option<SslSession>,
+}
+
+struct ClientResult {
+    ok: bool,
+    greeting: Vec<u8>,
+    session: Option<SslSession>,
+    reused: bool,
+    error: String,
+}
+
+fn connect(addr: std::net::SocketAddr, c: Client) -> ClientResult {
+    let mut b = SslConnector::builder(SslMethod::tls()).unwrap();
+    b.set_verify(SslVerifyMode::NONE);
+    b.set_max_proto_version(c.max).unwrap();
+    if let Some(a) = c.alpn {
+        b.set_alpn_protos(a).unwrap();
+    }
+    if let Some((chain, key)) = &c.cert {
+        b.set_certificate(&chain[0]).unwrap();
+        for x in &chain[1..] {
+            b.add_extra_chain_cert(x.clone()).unwrap();
+        }
+        b.set_private_key(key).unwrap();
+    }
+    let latest: Arc<Mutex<Option<SslSession>>> = Arc::default();
+    let l2 = Arc::clone(&latest);
+    // Sessions go to the callback only: a session left in the client
+    // context's cache is marked not resumable when that context is freed.
+    b.set_session_cache_mode(SslSessionCacheMode::CLIENT | SslSessionCacheMode::NO_INTERNAL_STORE);
+    b.set_new_session_callback(move |_, s| *l2.lock().unwrap() = Some(s));
+    let conn = b.build();
+    let mut cfg = conn.configure().unwrap();
+    cfg.set_verify_hostname(false);
+    let mut ssl = cfg.into_ssl("mail.test").unwrap();
+    if let Some(s) = &c.session {
+        super::ffi::tests_set_session(&mut ssl, s);
+    }
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    match ssl.connect(tcp) {
+        Ok(mut s) => {
+            let mut greeting = vec![0u8; 64];
+            let n = s.read(&mut greeting).unwrap_or(0);
+            greeting.truncate(n);
+            let _ = s.write_all(b"a LOGOUT\r\n");
+            let reused = s.ssl().session_reused();
+            let mut rest = [0u8; 16];
+            let _ = s.read(&mut rest);
+            // A clean shutdown: OpenSSL marks the sessions of a connection
+            // dropped without one as not resumable.
+            let _ = s.shutdown();
+            let session = latest
+                .lock()
+                .unwrap()
+                .take()
+                .or_else(|| s.ssl().session().map(|x| x.to_owned()));
+            ClientResult {
+                ok: true,
+                greeting,
+                session,
+                reused,
+                error: String::new(),
+            }
+        }
+        Err(e) => ClientResult {
+            ok: false,
+            greeting: Vec::new(),
+            session: None,
+            reused: false,
+            error: e.to_string(),
+        },
+    }
+}
+
+/// One connection: server on a thread, client here.
+fn exchange(tls: &Arc<ServerTls>, verify: VerifyClient, client: Client) -> (Served, ClientResult) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let t = Arc::clone(tls);
+    let h = std::thread::spawn(move || serve(&t, &listener, verify));
+    let c = connect(addr, client);
+    (h.join().unwrap(), c)
+}
+
+#[test]
+fn handshake_greeting_and_facts() {
+    let p = pki();
+    let tls = Arc::new(build(&base(&p)).unwrap());
+    let (s, c) = exchange(&tls, VerifyClient::Off, Client::default());
+    assert!(s.result.is_ok(), "{:?}", s.result);
+    assert!(c.ok, "{}", c.error);
+    assert_eq!(c.greeting, b"* OK IMAP4 ready\r\n");
+    assert_eq!(s.line, b"a LOGOUT\r\n");
+    assert_eq!(s.facts.protocol, "TLSv1.3");
+    assert_eq!(s.facts.cipher, "TLS_AES_256_GCM_SHA384");
+    assert_eq!(s.facts.verify, "");
+    // A handful of wake-ups, not a spin.
+    assert!(s.wakeups < 20, "{} wakeups", s.wakeups);
+    let (s, _) = exchange(
+        &tls,
+        VerifyClient::Off,
+        Client {
+            max: Some(SslVersion::TLS1_2),
+            ..Client::default()
+        },
+    );
+    assert_eq!(s.facts.protocol, "TLSv1.2");
+    assert_eq!(s.facts.cipher, "ECDHE-RSA-AES256-GCM-SHA384");
+}
+
+#[test]
+fn alpn_accepts_own_protocol_rejects_others() {
+    let p = pki();
+    let tls = Arc::new(build(&base(&p)).unwrap());
+    let (s, c) = exchange(
+        &tls,
+        VerifyClient::Off,
+        Client {
+            alpn: Some(b"\x08http/1.1\x04imap"),
+            ..Client::default()
+        },
+    );
+    assert!(c.ok);
+    assert_eq!(s.alpn.as_deref(), Some(&b"imap"[..]));
+    let (s, c) = exchange(
+        &tls,
+        VerifyClient::Off,
+        Client {
+            alpn: Some(b"\x04pop3"),
+            ..Client::default()
+        },
+    );
+    assert!(!c.ok);
+    assert!(c.error.contains("no application protocol"), "{}", c.error);
+    let e = s.result.unwrap_err();
+    assert_eq!(e.level, Level::Info);
+    assert!(
+        e.text.starts_with(
+            "SSL_do_handshake() failed (SSL: error:0A0000EB:SSL routines::no application protocol"
+        ),
+        "{}",
+        e.text
+    );
+}
+
+#[test]
+fn plain_client_is_logged_as_nginx() {
+    let p = pki();
+    let tls = Arc::new(build(&base(&p)).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let t = Arc::clone(&tls);
+    let h = std::thread::spawn(move || serve(&t, &listener, VerifyClient::Off));
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.write_all(b"a CAPABILITY\r\n").unwrap();
+    let s = h.join().unwrap();
+    let e = s.result.unwrap_err();
+    assert_eq!(e.level, Level::Info);
+    assert!(
+        e.text.contains("http request") || e.text.contains("wrong version number"),
+        "{}",
+        e.text
+    );
+    // A peer that goes away mid-handshake.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let t = Arc::clone(&tls);
+    let h = std::thread::spawn(move || serve(&t, &listener, VerifyClient::Off));
+    drop(TcpStream::connect(addr).unwrap());
+    let e = h.join().unwrap().result.unwrap_err();
+    assert_eq!(e.text, "peer closed connection in SSL handshake");
+    assert_eq!(e.level, Level::Info);
+}
+
+#[test]
+fn key_sources_data_encrypted_store() {
+    let p = pki();
+    // data: values
+    let mut ssl = base(&p);
+    ssl.certificates = vec![CertSource::Data(pem(&p.leaf))];
+    ssl.certificate_keys = vec![KeySource::Data(key_pem(&p.leaf_key))];
+    build(&ssl).unwrap();
+
+    // an encrypted key: the second pass phrase is right
+    let enc = p
+        .leaf_key
+        .private_key_to_pem_pkcs8_passphrase(openssl::symm::Cipher::aes_256_cbc(), b"right")
+        .unwrap();
+    let encf = p.dir.write("enc.key", &enc);
+    let mut ssl = base(&p);
+    ssl.certificate_keys = vec![KeySource::File(encf.clone())];
+    ssl.passwords = Some(Passwords(vec![b"wrong".to_vec(), b"right".to_vec()]));
+    build(&ssl).unwrap();
+    // no pass phrases: fails without prompting
+    ssl.passwords = None;
+    let e = err(&ssl);
+    assert!(
+        e.starts_with(&format!(
+            "cannot load certificate key \"{}\": PEM_read_bio_PrivateKey() failed (SSL: error:",
+            encf.display()
+        )),
+        "{e}"
+    );
+    ssl.passwords = Some(Passwords(vec![b"nope".to_vec()]));
+    assert!(err(&ssl).contains("PEM_read_bio_PrivateKey() failed"));
+
+    // store: tries every pass phrase (nginx tries only the first)
+    let mut ssl = base(&p);
+    ssl.certificate_keys = vec![KeySource::Store(format!("file:{}", encf.display()))];
+    ssl.passwords = Some(Passwords(vec![b"wrong".to_vec(), b"right".to_vec()]));
+    build(&ssl).unwrap();
+    ssl.passwords = Some(Passwords(vec![b"wrong".to_vec()]));
+    let e = err(&ssl);
+    assert!(
+        e.starts_with(&format!(
+            "cannot load certificate key \"store:file:{}\": OSSL_STORE_load() failed",
+            encf.display()
+        )),
+        "{e}"
+    );
+    ssl.certificate_keys = vec![KeySource::Store(format!("file:{}", p.key.display()))];
+    ssl.passwords = None;
+    build(&ssl).unwrap();
+}
+
+#[test]
+fn rsa_and_ecdsa_certificates() {
+    let p = pki();
+    let ek = ec_key();
+    let ec = cert("mail.test", &ek, Some((&p.ca_cert, &p.ca_key)), false, 3);
+    let mut ssl = base(&p);
+    ssl.certificates.push(CertSource::Data(pem(&ec)));
+    ssl.certificate_keys.push(KeySource::Data(key_pem(&ek)));
+    ssl.protocols.tlsv1_3 = false;
+    let tls = Arc::new(build(&ssl).unwrap());
+    let (s, c) = exchange(&tls, VerifyClient::Off, Client::default());
+    assert!(c.ok);
+    assert_eq!(s.facts.cipher, "ECDHE-ECDSA-AES256-GCM-SHA384");
+}
+
+#[test]
+fn configuration_errors_worded_as_nginx() {
+    let p = pki();
+    let mut ssl = base(&p);
+    let missing = p.dir.path().join("missing.pem");
+    ssl.certificates = vec![CertSource::File(missing.clone())];
+    assert_eq!(
+        err(&ssl),
+        format!(
+            "cannot load certificate \"{0}\": BIO_new_file() failed (SSL: error:80000002:system library::No such file or directory:calling fopen({0}, r) error:10000080:BIO routines::no such file)",
+            missing.display()
+        )
+    );
+    let mut ssl = base(&p);
+    ssl.certificate_keys = vec![KeySource::Data(key_pem(&rsa_key()))];
+    let e = err(&ssl);
+    assert!(
+        e.starts_with("SSL_CTX_use_PrivateKey(\"data:-----BEGIN PRIVATE KEY-----"),
+        "{e}"
+    );
+    assert!(
+        e.ends_with("failed (SSL: error:05800074:x509 certificate routines::key values mismatch)"),
+        "{e}"
+    );
+
+    let mut ssl = base(&p);
+    ssl.ciphers = "FOO".into();
+    assert_eq!(
+        err(&ssl),
+        "SSL_CTX_set_cipher_list(\"FOO\") failed (SSL: error:0A0000B9:SSL routines::no cipher match)"
+    );
+    let mut ssl = base(&p);
+    ssl.ecdh_curve = "bogus".into();
+    assert!(err(&ssl).starts_with("SSL_CTX_set1_curves_list(\"bogus\") failed (SSL:"));
+    let mut ssl = base(&p);
+    ssl.dhparam = Some(p.dir.path().join("nodh.pem"));
+    assert!(err(&ssl).starts_with(&format!(
+        "BIO_new_file(\"{}\") failed (SSL:",
+        p.dir.path().join("nodh.pem").display()
+    )));
+    ssl.dhparam = Some(p.cert.clone());
+    assert!(err(&ssl).starts_with(&format!(
+        "PEM_read_bio_Parameters(\"{}\") failed",
+        p.cert.display()
+    )));
+    let mut ssl = base(&p);
+    ssl.conf_commands = vec![("Foo".into(), "bar".into())];
+    assert!(err(&ssl).starts_with("SSL_CONF_cmd(\"Foo\", \"bar\") failed (SSL:"));
+    ssl.conf_commands = vec![("Protocol".into(), "-TLSv1.3".into())];
+    build(&ssl).unwrap();
+    let mut ssl = base(&p);
+    ssl.verify_client = VerifyClient::On;
+    ssl.client_certificate = Some(p.dir.path().join("noca.pem"));
+    assert!(err(&ssl).starts_with(&format!(
+        "cannot load certificate \"{}\": BIO_new_file() failed",
+        p.dir.path().join("noca.pem").display()
+    )));
+    let mut ssl = base(&p);
+    ssl.verify_client = VerifyClient::On;
+    ssl.client_certificate = Some(p.ca.clone());
+    ssl.crl = Some(p.ca.clone());
+    assert!(err(&ssl).starts_with(&format!(
+        "cannot load CRL \"{}\": PEM_read_bio_X509_CRL() failed",
+        p.ca.display()
+    )));
+    let mut ssl = base(&p);
+    ssl.certificate_compression = true;
+    let (_, w) = build_with(&ssl, None, None).unwrap();
+    assert_eq!(
+        w[0].text,
+        "\"ssl_certificate_compression\" is not supported on this platform, ignored"
+    );
+    assert_eq!(w[0].level, Level::Warn);
+}
+
+#[test]
+fn protocol_and_cipher_settings() {
+    let p = pki();
+    let mut ssl = base(&p);
+    ssl.protocols = SslProtocols {
+        tlsv1_2: true,
+        ..Default::default()
+    };
+    let tls = Arc::new(build(&ssl).unwrap());
+    let (s, _) = exchange(&tls, VerifyClient::Off, Client::default());
+    assert_eq!(s.facts.protocol, "TLSv1.2");
+    ssl.ciphers = "AES128-SHA".into();
+    ssl.prefer_server_ciphers = true;
+    let tls = Arc::new(build(&ssl).unwrap());
+    let (s, _) = exchange(&tls, VerifyClient::Off, Client::default());
+    assert_eq!(s.facts.cipher, "AES128-SHA");
+    let mut ssl = base(&p);
+    ssl.protocols = SslProtocols {
+        tlsv1_3: true,
+        ..Default::default()
+    };
+    let tls = Arc::new(build(&ssl).unwrap());
+    let (s, c) = exchange(
+        &tls,
+        VerifyClient::Off,
+        Client {
+            max: Some(SslVersion::TLS1_2),
+            ..Client::default()
+        },
+    );
+    assert!(!c.ok);
+    let e = s.result.unwrap_err();
+    assert!(e.text.contains("unsupported protocol"), "{}", e.text);
+    assert_eq!(e.level, Level::Info);
+}
+
+fn client_chain(p: &Pki, cn: &str, serial: u32) -> (Vec<X509>, PKey<Private>) {
+    let k = rsa_key();
+    let c = cert(cn, &k, Some((&p.ca_cert, &p.ca_key)), false, serial);
+    (vec![c], k)
+}
+
+#[test]
+fn client_certificates_every_mode() {
+    let p = pki();
+    let mut ssl = base(&p);
+    ssl.verify_client = VerifyClient::On;
+    ssl.client_certificate = Some(p.ca.clone());
+    let tls = Arc::new(build(&ssl).unwrap());
+    // on + good certificate
+    let (s, c) = exchange(
+        &tls,
+        VerifyClient::On,
+        Client {
+            cert: Some(client_chain(&p, "alice", 0x1234)),
+            ..Client::default()
+        },
+    );
+    assert!(c.ok);
+    assert_eq!(s.cert_check, Some(CertCheck::Ok));
+    assert_eq!(s.facts.verify, "SUCCESS");
+    assert_eq!(s.facts.subject, "CN=alice,O=Postern Test");
+    assert_eq!(s.facts.issuer, "CN=Test CA,O=Postern Test");
+    assert_eq!(s.facts.serial, "1234");
+    assert_eq!(s.facts.fingerprint.len(), 40);
+    assert!(s
+        .facts
+        .cert_pem
+        .starts_with("-----BEGIN CERTIFICATE-----\n"));
+    // on + none
+    let (s, _) = exchange(&tls, VerifyClient::On, Client::default());
+    assert_eq!(
+        s.cert_check,
+        Some(CertCheck::Missing(
+            "client sent no required SSL certificate".into()
+        ))
+    );
+    assert_eq!(s.facts.verify, "NONE");
+    // optional + none
+    let (s, _) = exchange(&tls, VerifyClient::Optional, Client::default());
+    assert_eq!(s.cert_check, Some(CertCheck::Ok));
+    // a self-signed client certificate
+    let sk = rsa_key();
+    let selfc = cert("mallory", &sk, None, false, 9);
+    let (s, _) = exchange(
+        &tls,
+        VerifyClient::Optional,
+        Client {
+            cert: Some((vec![selfc.clone()], sk.clone())),
+            ..Client::default()
+        },
+    );
+    assert_eq!(
+        s.cert_check,
+        Some(CertCheck::Invalid(
+            "client SSL certificate verify error: (18:self-signed certificate)".into()
+        ))
+    );
+    assert_eq!(s.facts.verify, "FAILED:self-signed certificate");
+    // optional_no_ca accepts it
+    let (s, _) = exchange(
+        &tls,
+        VerifyClient::OptionalNoCa,
+        Client {
+            cert: Some((vec![selfc], sk)),
+            ..Client::default()
+        },
+    );
+    assert_eq!(s.cert_check, Some(CertCheck::Ok));
+}
+
+#[test]
+fn client_ca_names_sent_or_not() {
+    let p = pki();
+    let mut ssl = base(&p);
+    ssl.verify_client = VerifyClient::Optional;
+    ssl.client_certificate = Some(p.ca.clone());
+    let tls = build(&ssl).unwrap();
+    let sent = Ssl_names(&tls);
+    assert_eq!(sent, 1);
+    ssl.client_certificate = None;
+    ssl.trusted_certificate = Some(p.ca.clone());
+    let tls = build(&ssl).unwrap();
+    assert_eq!(Ssl_names(&tls), 0);
+}
+
+#[allow(non_snake_case)]
+fn Ssl_names(tls: &ServerTls) -> usize {
+    super::ffi::tests_client_ca_count(tls.context())
+}
+
+#[test]
+fn crl_and_depth() {
+    let p = pki();
+    // an intermediate CA between the root and the client
+    let ik = rsa_key();
+    let inter = cert("Intermediate", &ik, Some((&p.ca_cert, &p.ca_key)), true, 50);
+    let ck = rsa_key();
+    let leaf = cert("bob", &ck, Some((&inter, &ik)), false, 51);
+    let mut ssl = base(&p);
+    ssl.verify_client = VerifyClient::On;
+    ssl.client_certificate = Some(p.ca.clone());
+    ssl.verify_depth = 0;
+    let tls = Arc::new(build(&ssl).unwrap());
+    let client = || Client {
+        cert: Some((vec![leaf.clone(), inter.clone()], ck.clone())),
+        ..Client::default()
+    };
+    let (s, _) = exchange(&tls, VerifyClient::On, client());
+    assert_eq!(
+        s.cert_check,
+        Some(CertCheck::Invalid(
+            "client SSL certificate verify error: (20:unable to get local issuer certificate)"
+                .into()
+        ))
+    );
+    ssl.verify_depth = 1;
+    let tls = Arc::new(build(&ssl).unwrap());
+    let (s, _) = exchange(&tls, VerifyClient::On, client());
+    assert_eq!(s.cert_check, Some(CertCheck::Ok));
+
+    // A CRL from the root revoking a client certificate.
+    let (chain, key) = client_chain(&p, "carol", 77);
+    let crl = p.dir.path().join("crl.pem");
+    let cnf = p.dir.write(
+        "ca.cnf",
+        format!(
+            "[ca]\ndefault_ca=x\n[x]\ndatabase={0}/index.txt\ncrlnumber={0}/crlnumber\ndefault_md=sha256\ndefault_crl_days=2\n",
+            p.dir.path().display()
+        )
+        .as_bytes(),
+    );
+    p.dir.write("index.txt", b"");
+    p.dir.write("crlnumber", b"01\n");
+    let carol = p.dir.write("carol.pem", pem(&chain[0]).as_bytes());
+    let cakey = p.dir.write("ca.key", key_pem(&p.ca_key).as_bytes());
+    let run = |args: &[&str]| {
+        let st = std::process::Command::new("openssl")
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "openssl {args:?}");
+    };
+    let (cnf_s, ca_s, key_s, carol_s, crl_s) = (
+        cnf.display().to_string(),
+        p.ca.display().to_string(),
+        cakey.display().to_string(),
+        carol.display().to_string(),
+        crl.display().to_string(),
+    );
+    run(&[
+        "ca", "-config", &cnf_s, "-cert", &ca_s, "-keyfile", &key_s, "-revoke", &carol_s,
+    ]);
+    run(&[
+        "ca", "-config", &cnf_s, "-cert", &ca_s, "-keyfile", &key_s, "-gencrl", "-out", &crl_s,
+    ]);
+    let mut ssl = base(&p);
+    ssl.verify_client = VerifyClient::On;
+    ssl.client_certificate = Some(p.ca.clone());
+    ssl.crl = Some(crl);
+    let tls = Arc::new(build(&ssl).unwrap());
+    let (s, _) = exchange(
+        &tls,
+        VerifyClient::On,
+        Client {
+            cert: Some((chain, key)),
+            ..Client::default()
+        },
+    );
+    assert_eq!(
+        s.cert_check,
+        Some(CertCheck::Invalid(
+            "client SSL certificate verify error: (23:certificate revoked)".into()
+        ))
+    );
+    let (s, _) = exchange(
+        &tls,
+        VerifyClient::On,
+        Client {
+            cert: Some(client_chain(&p, "dave", 78)),
+            ..Client::default()
+        },
+    );
+    assert_eq!(s.cert_check, Some(CertCheck::Ok));
+}
+
+/// Two connections to (possibly different) contexts; whether the second
+/// resumed.
+fn resumes(first: &Arc<ServerTls>, second: &Arc<ServerTls>, max: Option<SslVersion>) -> bool {
+    let (s, c) = exchange(
+        first,
+        VerifyClient::Off,
+        Client {
+            max,
+            ..Client::default()
+        },
+    );
+    assert!(s.result.is_ok() && c.ok);
+    assert!(!s.reused);
+    let Some(session) = c.session else {
+        return false;
+    };
+
+    let (s, c) = exchange(
+        second,
+        VerifyClient::Off,
+        Client {
+            max,
+            session: Some(session),
+            ..Client::default()
+        },
+    );
+    assert_eq!(s.reused, c.reused);
+    s.reused
+}
+
+#[test]
+fn resumption_with_tickets_across_workers() {
+    let p = pki();
+    let ssl = base(&p);
+    let keys = Arc::new(TicketKeys::generate().unwrap());
+    // Two "workers": contexts built separately with the master's keys.
+    let a = Arc::new(build_with(&ssl, Some(Arc::clone(&keys)), None).unwrap().0);
+    let b = Arc::new(build_with(&ssl, Some(Arc::clone(&keys)), None).unwrap().0);
+    assert!(resumes(&a, &b, None));
+    assert!(resumes(&a, &b, Some(SslVersion::TLS1_2)));
+    // Without shared keys, another context cannot decrypt the ticket.
+    let c = Arc::new(build(&ssl).unwrap());
+    assert!(!resumes(&a, &c, None));
+    // Tickets off and no cache: no resumption at all.
+    let mut off = base(&p);
+    off.session_tickets = false;
+    let d = Arc::new(build_with(&off, Some(keys), None).unwrap().0);
+    assert!(!resumes(&d, &d, Some(SslVersion::TLS1_2)));
+}
+
+#[test]
+fn ticket_key_files_rotation() {
+    let p = pki();
+    let k1 = p.dir.write("k1", &[1u8; 80]);
+    let k2 = p.dir.write("k2", &[2u8; 48]);
+    let mut ssl = base(&p);
+    ssl.session_ticket_keys = vec![k1.clone()];
+    let old = Arc::new(build(&ssl).unwrap());
+    ssl.session_ticket_keys = vec![k2.clone(), k1.clone()];
+    let rotated = Arc::new(build(&ssl).unwrap());
+    ssl.session_ticket_keys = vec![k2];
+    let new_only = Arc::new(build(&ssl).unwrap());
+    assert!(resumes(&old, &rotated, None));
+    assert!(resumes(&old, &rotated, Some(SslVersion::TLS1_2)));
+    assert!(!resumes(&old, &new_only, Some(SslVersion::TLS1_2)));
+    assert!(resumes(&rotated, &new_only, Some(SslVersion::TLS1_2)));
+}
+
+#[test]
+fn builtin_and_shared_caches() {
+    let p = pki();
+    let mut ssl = base(&p);
+    ssl.session_tickets = false;
+    ssl.session_cache = SessionCache {
+        mode: SessionCacheMode::Cache,
+        builtin: Some(None),
+        shared: None,
+    };
+    let builtin = Arc::new(build(&ssl).unwrap());
+    assert!(resumes(&builtin, &builtin, Some(SslVersion::TLS1_2)));
+    assert!(resumes(&builtin, &builtin, None));
+    // "none" pretends: a session id is given but nothing is stored.
+    ssl.session_cache.mode = SessionCacheMode::None;
+    ssl.session_cache.builtin = None;
+    let none = Arc::new(build(&ssl).unwrap());
+    assert!(!resumes(&none, &none, Some(SslVersion::TLS1_2)));
+    // shared only: two contexts (workers) over one backend.
+    let mem = Arc::new(MemoryCache::default());
+    ssl.session_cache = SessionCache {
+        mode: SessionCacheMode::Cache,
+        builtin: None,
+        shared: Some(conf::ShmZone {
+            name: "SSL".into(),
+            size: 1 << 20,
+        }),
+    };
+    let backend: Arc<dyn SessionCacheBackend> = mem.clone();
+    let a = Arc::new(
+        build_with(&ssl, None, Some(Arc::clone(&backend)))
+            .unwrap()
+            .0,
+    );
+    let b = Arc::new(build_with(&ssl, None, Some(backend)).unwrap().0);
+    assert!(resumes(&a, &b, Some(SslVersion::TLS1_2)));
+    assert!(resumes(&b, &a, None));
+    assert!(*mem.stores.lock().unwrap() >= 2);
+    // With tickets on, TLSv1.3 sessions travel in tickets and are not
+    // stored in the shared cache (as nginx).
+    let before = *mem.stores.lock().unwrap();
+    ssl.session_tickets = true;
+    let keys = Arc::new(TicketKeys::generate().unwrap());
+    let backend: Arc<dyn SessionCacheBackend> = mem.clone();
+    let c = Arc::new(build_with(&ssl, Some(keys), Some(backend)).unwrap().0);
+    assert!(resumes(&c, &c, None));
+    assert_eq!(*mem.stores.lock().unwrap(), before);
+}
+
+#[test]
+fn refused_client_certificate_drops_session() {
+    let p = pki();
+    let mut ssl = base(&p);
+    ssl.session_tickets = false;
+    ssl.verify_client = VerifyClient::On;
+    ssl.client_certificate = Some(p.ca.clone());
+    let mem = Arc::new(MemoryCache::default());
+    ssl.session_cache = SessionCache {
+        mode: SessionCacheMode::Cache,
+        builtin: None,
+        shared: Some(conf::ShmZone {
+            name: "SSL".into(),
+            size: 1 << 20,
+        }),
+    };
+    let backend: Arc<dyn SessionCacheBackend> = mem.clone();
+    let tls = Arc::new(build_with(&ssl, None, Some(backend)).unwrap().0);
+    let (s, _) = exchange(
+        &tls,
+        VerifyClient::On,
+        Client {
+            max: Some(SslVersion::TLS1_2),
+            ..Client::default()
+        },
+    );
+    assert!(matches!(s.cert_check, Some(CertCheck::Missing(_))));
+    assert_eq!(*mem.removes.lock().unwrap(), 1);
+    assert!(mem.map.lock().unwrap().is_empty());
+}
+
+#[test]
+fn check_config_reports_first_error() {
+    let p = pki();
+    let dir = &p.dir;
+    let conf_text = |key: &str| {
+        format!(
+            "events {{}}\nmail {{\n auth_http 127.0.0.1:9000/auth;\n server {{\n  listen 127.0.0.1:18993 ssl;\n  protocol imap;\n  ssl_certificate {};\n  ssl_certificate_key {key};\n  ssl_password_file pw;\n }}\n server {{\n  listen 127.0.0.1:18143;\n  protocol imap;\n }}\n}}\n",
+            p.cert.display()
+        )
+    };
+    let enc = p
+        .leaf_key
+        .private_key_to_pem_pkcs8_passphrase(openssl::symm::Cipher::aes_128_cbc(), b"s3cret")
+        .unwrap();
+    let encf = dir.write("enc.key", &enc);
+    // The password file is a named pipe written once: it is read once.
+    let fifo = dir.path().join("pw");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    assert_eq!(unsafe_mkfifo(&c), 0);
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(fifo, b"first\ns3cret\n").unwrap())
+    };
+    let cf = dir.write("p.conf", conf_text(&encf.display().to_string()).as_bytes());
+    let mut opts = conf::default_options(dir.path());
+    opts.conf_file = cf;
+    let loaded = conf::load(&opts).unwrap();
+    writer.join().unwrap();
+    assert!(server_needs_tls(&loaded.config, 0));
+    assert!(!server_needs_tls(&loaded.config, 1));
+    assert_eq!(check_config(&loaded.config).unwrap(), Vec::new());
+    let keys = Arc::new(TicketKeys::generate().unwrap());
+    let (servers, _) = build_servers(&loaded.config, Some(keys), &|_| None).unwrap();
+    assert!(servers[0].is_some() && servers[1].is_none());
+
+    let mut bad = loaded.config.clone();
+    let missing = dir.path().join("nokey.pem");
+    bad.mail.as_mut().unwrap().servers[0].ssl.certificate_keys =
+        vec![KeySource::File(missing.clone())];
+    let e = check_config(&bad).unwrap_err();
+    assert!(
+        e.text.starts_with(&format!(
+            "cannot load certificate key \"{}\": BIO_new_file() failed (SSL: error:80000002:system library::No such file or directory:calling fopen({}, r)",
+            missing.display(),
+            missing.display()
+        )),
+        "{}",
+        e.text
+    );
+}
+
+fn unsafe_mkfifo(path: &std::ffi::CStr) -> i32 {
+    super::ffi::tests_mkfifo(path)
+}
