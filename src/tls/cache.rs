@@ -2,7 +2,7 @@
 //! wired to a store every worker shares (the shared-memory session store
 //! implements [`SessionCacheBackend`]).
 
-use super::ffi;
+use super::ffi::{self, KeyMaterial};
 use super::session_store::SessionStore;
 use openssl::ssl::{SslContextBuilder, SslSession, SslVersion};
 use std::sync::Arc;
@@ -27,6 +27,26 @@ pub trait SessionCacheBackend: Send + Sync {
     fn fetch(&self, id: &[u8], ctx: &[u8], now: i64) -> Option<Vec<u8>>;
     /// Forget a session.
     fn remove(&self, id: &[u8], ctx: &[u8]);
+    /// The session ticket keys every worker shares when no
+    /// `ssl_session_ticket_key` is configured: `[current, previous]`,
+    /// rotated as nginx does (a key lives at least `timeout` seconds past
+    /// the last ticket it encrypted). `None` if the store keeps no keys.
+    fn sync_ticket_keys(&self, _now: i64, _timeout: i64) -> Option<[SharedTicketKey; 2]> {
+        None
+    }
+    /// Whether the store keeps ticket keys (else contexts use the
+    /// master's keys).
+    fn keeps_ticket_keys(&self) -> bool {
+        false
+    }
+}
+
+/// A ticket key kept in the shared zone, with the time (unix seconds)
+/// until which it is needed.
+#[derive(Clone)]
+pub struct SharedTicketKey {
+    pub material: KeyMaterial,
+    pub expire: i64,
 }
 
 impl SessionCacheBackend for SessionStore {
@@ -44,6 +64,33 @@ impl SessionCacheBackend for SessionStore {
     fn remove(&self, id: &[u8], ctx: &[u8]) {
         if let Err(e) = SessionStore::remove(self, id, ctx) {
             log::error!("session cache \"{}\": {e}", self.zone().name());
+        }
+    }
+    fn keeps_ticket_keys(&self) -> bool {
+        true
+    }
+    fn sync_ticket_keys(&self, now: i64, timeout: i64) -> Option<[SharedTicketKey; 2]> {
+        let keys = SessionStore::sync_ticket_keys(self, now, timeout, |buf| {
+            openssl::rand::rand_bytes(buf).is_ok()
+        });
+        match keys {
+            Ok(Some(k)) => Some(k.map(|k| SharedTicketKey {
+                material: KeyMaterial {
+                    name: k.name,
+                    hmac: k.hmac_key,
+                    aes: k.aes_key,
+                    wide: true,
+                },
+                expire: k.expire,
+            })),
+            Ok(None) => {
+                log::error!("RAND_bytes() failed");
+                None
+            }
+            Err(e) => {
+                log::error!("session cache \"{}\": {e}", self.zone().name());
+                None
+            }
         }
     }
 }

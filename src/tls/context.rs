@@ -2,9 +2,10 @@
 //! order and with nginx's configuration-time messages.
 
 use super::cache::{self, SessionCacheBackend};
+use super::ffi::TicketKeysHandle;
 use super::ffi::{self, ConfCmdError, LoadError, PemSource};
 use super::ssl_error;
-use super::tickets::TicketKeys;
+use super::tickets::{self, SharedTicketKeys, TicketKeys};
 use crate::conf::error::emerg_at;
 use crate::conf::{
     CertSource, ConfMessage, KeySource, Level, Origin, Protocol, SessionCacheMode, ShmZone,
@@ -157,12 +158,12 @@ impl ServerTls {
             })?;
         }
 
-        set_session_cache(&mut ctx, ssl, &certs, &ca_names, env)?;
+        let shared = set_session_cache(&mut ctx, ssl, &certs, &ca_names, env)?;
 
         if !ssl.session_tickets {
             ctx.set_options(SslOptions::NO_TICKET);
         }
-        set_ticket_keys(&mut ctx, ssl, env)?;
+        set_ticket_keys(&mut ctx, ssl, shared, env)?;
 
         if !ssl.conf_commands.is_empty() {
             let prefix = env.conf_prefix.clone();
@@ -415,7 +416,7 @@ fn set_session_cache(
     certs: &[X509],
     ca_names: &[X509Name],
     env: &mut BuildEnv<'_>,
-) -> Result<(), ConfMessage> {
+) -> Result<Option<Arc<dyn SessionCacheBackend>>, ConfMessage> {
     let timeout = ssl.session_timeout.as_secs();
     ffi::set_session_timeout(ctx, timeout);
     let sid = session_id_context(certs, ca_names)
@@ -423,6 +424,7 @@ fn set_session_cache(
     ctx.set_session_id_context(&sid)
         .map_err(|e| stack_emerg("SSL_CTX_set_session_id_context() failed", &e))?;
     let sc = &ssl.session_cache;
+    let mut shared = None;
     match sc.mode {
         SessionCacheMode::Off => {
             ctx.set_session_cache_mode(SslSessionCacheMode::OFF);
@@ -446,26 +448,36 @@ fn set_session_cache(
             }
             if let Some(zone) = &sc.shared {
                 if let Some(backend) = (env.shared_cache)(zone) {
-                    cache::install(ctx, backend, &sid, timeout);
+                    cache::install(ctx, Arc::clone(&backend), &sid, timeout);
+                    shared = Some(backend);
                 }
             }
         }
     }
-    Ok(())
+    Ok(shared)
 }
 
+/// nginx's choice of ticket keys: the key files; else, with a shared
+/// cache, keys kept and rotated in the shared zone; else (our addition,
+/// since workers build their own contexts) the master's random keys.
 fn set_ticket_keys(
     ctx: &mut SslContextBuilder,
     ssl: &SslConf,
+    shared: Option<Arc<dyn SessionCacheBackend>>,
     env: &mut BuildEnv<'_>,
 ) -> Result<(), ConfMessage> {
-    let keys = if !ssl.session_ticket_keys.is_empty() {
+    let keys: TicketKeysHandle = if !ssl.session_ticket_keys.is_empty() {
         Arc::new(TicketKeys::load(&ssl.session_ticket_keys, &env.at)?)
+    } else if let Some(backend) = shared.filter(|b| b.keeps_ticket_keys()) {
+        Arc::new(SharedTicketKeys::new(
+            backend,
+            ssl.session_timeout.as_secs(),
+        ))
     } else if let Some(k) = &env.default_ticket_keys {
-        Arc::clone(k)
+        k.clone()
     } else {
         return Ok(());
     };
-    keys.install(ctx)
+    tickets::install(keys, ctx)
         .map_err(|e| emerg_at(ssl_error("SSL_CTX_set_ex_data() failed", &e), &env.at))
 }

@@ -749,21 +749,42 @@ fn with_mem_bio(write: impl FnOnce(*mut sys::BIO) -> bool) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// The ticket key callback installed by `set_ticket_key_callback`, given as
-/// the keys to use: (name, hmac key, aes key) with 16- or 32-byte keys.
-pub trait TicketKeySource {
-    /// The key that encrypts new tickets.
-    fn encrypting(&self) -> TicketKeyRef<'_>;
-    /// The key with this name, if any, and whether it is the encrypting one.
-    fn find(&self, name: &[u8; 16]) -> Option<(TicketKeyRef<'_>, bool)>;
+/// One session ticket key as the callback uses it: a 16-byte name sent in
+/// the ticket, an HMAC-SHA256 key and an AES-CBC key; a `wide` key (from
+/// 80 bytes) has a 32-byte HMAC key and AES-256, a narrow one (48 bytes)
+/// 16-byte keys and AES-128. Wiped when dropped.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyMaterial {
+    pub name: [u8; 16],
+    pub hmac: [u8; 32],
+    pub aes: [u8; 32],
+    pub wide: bool,
 }
 
-/// One session ticket key as the callback needs it.
-#[derive(Clone, Copy)]
-pub struct TicketKeyRef<'a> {
-    pub name: &'a [u8; 16],
-    pub hmac: &'a [u8],
-    pub aes: &'a [u8],
+impl Drop for KeyMaterial {
+    fn drop(&mut self) {
+        wipe(&mut self.hmac);
+        wipe(&mut self.aes);
+    }
+}
+
+impl KeyMaterial {
+    fn key_len(&self) -> usize {
+        if self.wide {
+            32
+        } else {
+            16
+        }
+    }
+}
+
+/// Where the ticket key callback finds a context's keys.
+pub trait TicketKeySource {
+    /// The key that encrypts new tickets (`None`: refuse to issue one).
+    fn encrypting(&self) -> Option<KeyMaterial>;
+    /// The key with this name, if any, and whether it is the encrypting
+    /// one (a ticket under an older key is renewed).
+    fn find(&self, name: &[u8; 16]) -> Option<(KeyMaterial, bool)>;
 }
 
 /// Install the ticket key callback, reading the keys from the context's
@@ -813,15 +834,17 @@ unsafe extern "C" fn ticket_cb(
             return -1;
         }
         let keys = &*slot;
-        let pick = |k: &TicketKeyRef<'_>| {
-            if k.aes.len() == 16 {
-                sys::EVP_aes_128_cbc()
-            } else {
+        let pick = |k: &KeyMaterial| {
+            if k.wide {
                 sys::EVP_aes_256_cbc()
+            } else {
+                sys::EVP_aes_128_cbc()
             }
         };
         if enc == 1 {
-            let k = keys.encrypting();
+            let Some(k) = keys.encrypting() else {
+                return -1;
+            };
             let cipher = pick(&k);
             let ivlen = sys::EVP_CIPHER_get_iv_length(cipher);
             if sys::RAND_bytes(iv, ivlen) != 1 {
@@ -833,7 +856,7 @@ unsafe extern "C" fn ticket_cb(
             if sys::HMAC_Init_ex(
                 hctx,
                 k.hmac.as_ptr().cast(),
-                k.hmac.len() as c_int,
+                k.key_len() as c_int,
                 sys::EVP_sha256(),
                 ptr::null_mut(),
             ) != 1
@@ -851,7 +874,7 @@ unsafe extern "C" fn ticket_cb(
             if sys::HMAC_Init_ex(
                 hctx,
                 k.hmac.as_ptr().cast(),
-                k.hmac.len() as c_int,
+                k.key_len() as c_int,
                 sys::EVP_sha256(),
                 ptr::null_mut(),
             ) != 1

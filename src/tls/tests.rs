@@ -17,6 +17,7 @@ use openssl::ssl::{
 use openssl::x509::X509;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -961,4 +962,135 @@ fn check_config_reports_first_error() {
 
 fn unsafe_mkfifo(path: &std::ffi::CStr) -> i32 {
     super::ffi::tests_mkfifo(path)
+}
+
+/// A SoftHSM2 token in a temporary directory with the server key on it;
+/// `None` (and the test is skipped with a note) when SoftHSM2 or the
+/// PKCS#11 engine is not installed.
+fn softhsm_token(p: &Pki) -> Option<String> {
+    let have = |f: &str| Path::new(f).exists();
+    if !have("/usr/bin/softhsm2-util") || !have("/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so") {
+        eprintln!("softhsm2-util or the pkcs11 engine is missing: engine test skipped");
+        return None;
+    }
+    let tokens = p.dir.path().join("tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let conf = p.dir.write(
+        "softhsm2.conf",
+        format!("directories.tokendir = {}\n", tokens.display()).as_bytes(),
+    );
+    // The engine reaches SoftHSM2 through p11-kit, which reads this.
+    std::env::set_var("SOFTHSM2_CONF", &conf);
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("softhsm2-util")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "softhsm2-util {args:?}: {out:?}");
+    };
+    run(&[
+        "--init-token",
+        "--free",
+        "--label",
+        "postern",
+        "--pin",
+        "1234",
+        "--so-pin",
+        "5678",
+    ]);
+    let key = p.key.display().to_string();
+    run(&[
+        "--import", &key, "--token", "postern", "--label", "mailkey", "--id", "01", "--pin", "1234",
+    ]);
+    Some("pkcs11:token=postern;object=mailkey;type=private;pin-value=1234".to_string())
+}
+
+#[test]
+fn engine_key_from_softhsm() {
+    let p = pki();
+    let Some(id) = softhsm_token(&p) else {
+        return;
+    };
+    let mut ssl = base(&p);
+    ssl.certificate_keys = vec![KeySource::Engine {
+        engine: "pkcs11".into(),
+        key_id: id.clone(),
+    }];
+    let tls = Arc::new(build(&ssl).unwrap());
+    let (s, c) = exchange(&tls, VerifyClient::Off, Client::default());
+    assert!(s.result.is_ok() && c.ok, "{:?} {}", s.result, c.error);
+    assert_eq!(c.greeting, b"* OK IMAP4 ready\r\n");
+    // TLSv1.2 signs with the token's key too.
+    let (s, c) = exchange(
+        &tls,
+        VerifyClient::Off,
+        Client {
+            max: Some(SslVersion::TLS1_2),
+            ..Client::default()
+        },
+    );
+    assert!(s.result.is_ok() && c.ok);
+
+    // A key id the token does not have, and an engine that does not exist.
+    ssl.certificate_keys = vec![KeySource::Engine {
+        engine: "pkcs11".into(),
+        key_id: "pkcs11:token=postern;object=nokey;pin-value=1234".into(),
+    }];
+    assert!(err(&ssl).starts_with(
+        "cannot load certificate key \"engine:pkcs11:pkcs11:token=postern;object=nokey;pin-value=1234\": ENGINE_load_private_key() failed"
+    ));
+    ssl.certificate_keys = vec![KeySource::Engine {
+        engine: "noengine".into(),
+        key_id: "x".into(),
+    }];
+    assert!(err(&ssl).starts_with(
+        "cannot load certificate key \"engine:noengine:x\": ENGINE_by_id() failed (SSL:"
+    ));
+}
+
+#[test]
+fn shared_memory_cache_and_shared_ticket_keys() {
+    use crate::shm::Zone;
+    use crate::tls::session_store::SessionStore;
+    let p = pki();
+    let store = SessionStore::attach(Zone::create("SSL", 1 << 20).unwrap()).unwrap();
+    let mut ssl = base(&p);
+    ssl.session_cache = SessionCache {
+        mode: SessionCacheMode::Cache,
+        builtin: None,
+        shared: Some(conf::ShmZone {
+            name: "SSL".into(),
+            size: 1 << 20,
+        }),
+    };
+    // Tickets on, no key files: keys live in the zone, so two workers'
+    // contexts (built without the master's keys) accept each other's
+    // tickets.
+    let backend: Arc<dyn SessionCacheBackend> = Arc::new(store.clone());
+    let a = Arc::new(
+        build_with(&ssl, None, Some(Arc::clone(&backend)))
+            .unwrap()
+            .0,
+    );
+    let b = Arc::new(
+        build_with(&ssl, None, Some(Arc::clone(&backend)))
+            .unwrap()
+            .0,
+    );
+    assert!(resumes(&a, &b, None));
+    assert!(resumes(&b, &a, Some(SslVersion::TLS1_2)));
+    // Tickets off: sessions themselves go to the zone.
+    ssl.session_tickets = false;
+    let c = Arc::new(
+        build_with(&ssl, None, Some(Arc::clone(&backend)))
+            .unwrap()
+            .0,
+    );
+    let d = Arc::new(build_with(&ssl, None, Some(backend)).unwrap().0);
+    let before = store.stats().unwrap();
+    assert!(resumes(&c, &d, Some(SslVersion::TLS1_2)));
+    assert!(resumes(&d, &c, None));
+    let after = store.stats().unwrap();
+    assert!(after.stored >= before.stored + 2, "{before:?} {after:?}");
+    assert!(after.hits >= before.hits + 2, "{before:?} {after:?}");
 }

@@ -3,42 +3,30 @@
 //! the master makes once before forking, so that a ticket issued by one
 //! worker is accepted by every other.
 
-use super::ffi::{self, TicketKeyRef, TicketKeySource, TicketKeysHandle};
+use super::cache::{now_secs, SessionCacheBackend, SharedTicketKey};
+use super::ffi::{self, KeyMaterial, TicketKeySource, TicketKeysHandle};
 use crate::conf::error::emerg_at;
 use crate::conf::{ConfMessage, Level, Origin};
 use openssl::error::ErrorStack;
 use openssl::ssl::{SslContext, SslContextBuilder};
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
-/// One key: a 16-byte name sent in the ticket, an HMAC-SHA256 key and an
-/// AES-CBC key (AES-128 for 48-byte files, AES-256 for 80-byte ones).
+/// One key from a key file or made at random.
 #[derive(Clone, PartialEq, Eq)]
-pub struct TicketKey {
-    name: [u8; 16],
-    hmac: Vec<u8>,
-    aes: Vec<u8>,
-}
+pub struct TicketKey(KeyMaterial);
 
 impl std::fmt::Debug for TicketKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
             "TicketKey({} bytes, name ",
-            16 + self.hmac.len() + self.aes.len()
+            if self.0.wide { 80 } else { 48 }
         )?;
-        for b in self.name {
+        for b in self.0.name {
             write!(f, "{b:02x}")?;
         }
         f.write_str(")")
-    }
-}
-
-impl Drop for TicketKey {
-    fn drop(&mut self) {
-        // Keys should not linger in freed memory.
-        ffi::wipe(&mut self.hmac);
-        ffi::wipe(&mut self.aes);
     }
 }
 
@@ -47,38 +35,30 @@ impl TicketKey {
     /// 48 bytes = name, AES-128 key, HMAC key; 80 bytes = name, HMAC key,
     /// AES-256 key.
     pub fn from_bytes(b: &[u8]) -> Option<TicketKey> {
-        let mut name = [0u8; 16];
+        let mut k = KeyMaterial {
+            name: [0; 16],
+            hmac: [0; 32],
+            aes: [0; 32],
+            wide: b.len() == 80,
+        };
         match b.len() {
             48 => {
-                name.copy_from_slice(&b[..16]);
-                Some(TicketKey {
-                    name,
-                    aes: b[16..32].to_vec(),
-                    hmac: b[32..48].to_vec(),
-                })
+                k.name.copy_from_slice(&b[..16]);
+                k.aes[..16].copy_from_slice(&b[16..32]);
+                k.hmac[..16].copy_from_slice(&b[32..48]);
             }
             80 => {
-                name.copy_from_slice(&b[..16]);
-                Some(TicketKey {
-                    name,
-                    hmac: b[16..48].to_vec(),
-                    aes: b[48..80].to_vec(),
-                })
+                k.name.copy_from_slice(&b[..16]);
+                k.hmac.copy_from_slice(&b[16..48]);
+                k.aes.copy_from_slice(&b[48..80]);
             }
-            _ => None,
+            _ => return None,
         }
+        Some(TicketKey(k))
     }
 
     pub fn name(&self) -> &[u8; 16] {
-        &self.name
-    }
-
-    fn as_ref(&self) -> TicketKeyRef<'_> {
-        TicketKeyRef {
-            name: &self.name,
-            hmac: &self.hmac,
-            aes: &self.aes,
-        }
+        &self.0.name
     }
 }
 
@@ -145,27 +125,76 @@ impl TicketKeys {
     pub fn keys(&self) -> &[TicketKey] {
         &self.keys
     }
+}
 
-    /// Make these keys the context's ticket keys.
-    pub(crate) fn install(self: Arc<Self>, ctx: &mut SslContextBuilder) -> Result<(), ErrorStack> {
-        let index = ticket_index()?;
-        let handle: TicketKeysHandle = self;
-        ctx.set_ex_data(index, handle);
-        ffi::set_ticket_key_callback(ctx, index.as_raw());
-        Ok(())
+/// nginx's default keys with a shared session cache: kept in the shared
+/// zone, rotated there, copied here and refreshed only when the current
+/// key's lifetime must be extended or the previous key has expired.
+pub(crate) struct SharedTicketKeys {
+    backend: Arc<dyn SessionCacheBackend>,
+    timeout: i64,
+    local: Mutex<Option<[SharedTicketKey; 2]>>,
+}
+
+impl SharedTicketKeys {
+    pub(crate) fn new(backend: Arc<dyn SessionCacheBackend>, timeout: u64) -> SharedTicketKeys {
+        SharedTicketKeys {
+            backend,
+            timeout: i64::try_from(timeout).unwrap_or(i64::MAX),
+            local: Mutex::new(None),
+        }
+    }
+
+    fn with_keys<T>(&self, f: impl FnOnce(&[SharedTicketKey; 2]) -> Option<T>) -> Option<T> {
+        let now = now_secs();
+        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = local
+            .as_ref()
+            .is_some_and(|k| k[0].expire >= now.saturating_add(self.timeout) && k[1].expire >= now);
+        if !fresh {
+            if let Some(k) = self.backend.sync_ticket_keys(now, self.timeout) {
+                *local = Some(k);
+            }
+        }
+        local.as_ref().and_then(f)
     }
 }
 
-impl TicketKeySource for TicketKeys {
-    fn encrypting(&self) -> TicketKeyRef<'_> {
-        self.keys[0].as_ref()
+impl TicketKeySource for SharedTicketKeys {
+    fn encrypting(&self) -> Option<KeyMaterial> {
+        self.with_keys(|k| Some(k[0].material.clone()))
     }
 
-    fn find(&self, name: &[u8; 16]) -> Option<(TicketKeyRef<'_>, bool)> {
+    fn find(&self, name: &[u8; 16]) -> Option<(KeyMaterial, bool)> {
+        self.with_keys(|k| {
+            k.iter()
+                .position(|x| x.expire != 0 && &x.material.name == name)
+                .map(|i| (k[i].material.clone(), i == 0))
+        })
+    }
+}
+
+/// Make `keys` the context's ticket keys.
+pub(crate) fn install(
+    keys: TicketKeysHandle,
+    ctx: &mut SslContextBuilder,
+) -> Result<(), ErrorStack> {
+    let index = ticket_index()?;
+    ctx.set_ex_data(index, keys);
+    ffi::set_ticket_key_callback(ctx, index.as_raw());
+    Ok(())
+}
+
+impl TicketKeySource for TicketKeys {
+    fn encrypting(&self) -> Option<KeyMaterial> {
+        self.keys.first().map(|k| k.0.clone())
+    }
+
+    fn find(&self, name: &[u8; 16]) -> Option<(KeyMaterial, bool)> {
         self.keys
             .iter()
-            .position(|k| &k.name == name)
-            .map(|i| (self.keys[i].as_ref(), i == 0))
+            .position(|k| &k.0.name == name)
+            .map(|i| (self.keys[i].0.clone(), i == 0))
     }
 }
 
@@ -185,14 +214,16 @@ mod tests {
     #[test]
     fn layouts() {
         let b48: Vec<u8> = (0..48).collect();
-        let k = TicketKey::from_bytes(&b48).unwrap();
+        let k = TicketKey::from_bytes(&b48).unwrap().0.clone();
         assert_eq!(k.name[0], 0);
-        assert_eq!(k.aes, (16..32).collect::<Vec<u8>>());
-        assert_eq!(k.hmac, (32..48).collect::<Vec<u8>>());
+        assert!(!k.wide);
+        assert_eq!(k.aes[..16], (16..32).collect::<Vec<u8>>());
+        assert_eq!(k.hmac[..16], (32..48).collect::<Vec<u8>>());
         let b80: Vec<u8> = (0..80).collect();
-        let k = TicketKey::from_bytes(&b80).unwrap();
-        assert_eq!(k.hmac, (16..48).collect::<Vec<u8>>());
-        assert_eq!(k.aes, (48..80).collect::<Vec<u8>>());
+        let k = TicketKey::from_bytes(&b80).unwrap().0.clone();
+        assert!(k.wide);
+        assert_eq!(k.hmac[..], (16..48).collect::<Vec<u8>>());
+        assert_eq!(k.aes[..], (48..80).collect::<Vec<u8>>());
         assert!(TicketKey::from_bytes(&[0; 50]).is_none());
     }
 
@@ -208,7 +239,7 @@ mod tests {
         };
         let keys = TicketKeys::load(&[&a, &b], &at).unwrap();
         assert_eq!(keys.keys().len(), 2);
-        assert_eq!(keys.encrypting().name, &[1u8; 16]);
+        assert_eq!(keys.encrypting().unwrap().name, [1u8; 16]);
         assert!(keys.find(&[2u8; 16]).is_some_and(|(_, cur)| !cur));
         assert!(keys.find(&[1u8; 16]).is_some_and(|(_, cur)| cur));
         assert!(keys.find(&[9u8; 16]).is_none());
@@ -235,7 +266,7 @@ mod tests {
     fn generated_keys_differ() {
         let a = TicketKeys::generate().unwrap();
         let b = TicketKeys::generate().unwrap();
-        assert_ne!(a.keys()[0].name, b.keys()[0].name);
-        assert_eq!(a.keys()[0].aes.len(), 32);
+        assert_ne!(a.keys()[0].name(), b.keys()[0].name());
+        assert!(a.keys()[0].0.wide);
     }
 }
