@@ -941,6 +941,15 @@ pub(crate) fn tests_client_ca_count(ctx: &openssl::ssl::SslContextRef) -> usize 
     }
 }
 
+/// Test helper: become `uid`/`gid` as a worker does after fork.
+#[cfg(test)]
+pub(crate) fn tests_drop_privileges(uid: u32, gid: u32) -> bool {
+    // SAFETY: plain system calls on the calling process.
+    unsafe {
+        libc::setgroups(0, ptr::null()) == 0 && libc::setgid(gid) == 0 && libc::setuid(uid) == 0
+    }
+}
+
 /// Test helper: make a named pipe.
 #[cfg(test)]
 pub(crate) fn tests_mkfifo(path: &CStr) -> c_int {

@@ -1046,6 +1046,47 @@ fn engine_key_from_softhsm() {
     assert!(err(&ssl).starts_with(
         "cannot load certificate key \"engine:noengine:x\": ENGINE_by_id() failed (SSL:"
     ));
+
+    // A worker that builds its contexts after fork, before it drops
+    // privileges and resets its environment (only `env` variables stay, so
+    // SOFTHSM2_CONF goes), keeps using the token: every PKCS#11 session is
+    // opened by the process that signs. SoftHSM2 re-reads its token files
+    // on each operation, so the token must be readable by the workers'
+    // user.
+    ssl.certificate_keys = vec![KeySource::Engine {
+        engine: "pkcs11".into(),
+        key_id: id,
+    }];
+    let ssl = Arc::new(ssl);
+    // The token is the workers' (root reads it anyway).
+    let st = std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(p.dir.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let worker = || {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let ssl = Arc::clone(&ssl);
+        let pid = crate::shm::testing::fork(move || {
+            let tls = build(&ssl).unwrap();
+            std::env::remove_var("SOFTHSM2_CONF");
+            if !super::ffi::tests_drop_privileges(65534, 65534) {
+                return 3;
+            }
+            match serve(&tls, &listener, VerifyClient::Off).result {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("worker: {e:?}");
+                    1
+                }
+            }
+        });
+        let c = connect(addr, Client::default());
+        (c.ok, crate::shm::testing::wait(pid))
+    };
+    assert_eq!(worker(), (true, 0));
 }
 
 #[test]
