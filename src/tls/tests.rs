@@ -483,6 +483,13 @@ fn configuration_errors_worded_as_nginx() {
         "{e}"
     );
 
+    // As stock nginx prints it for the same value.
+    let mut ssl = base(&p);
+    ssl.certificate_keys = vec![KeySource::Data("xx".into())];
+    assert_eq!(
+        err(&ssl),
+        "cannot load certificate key \"data:xx\": PEM_read_bio_PrivateKey() failed (SSL: error:1E08010C:DECODER routines::unsupported:No supported data to decode. Input type: PEM)"
+    );
     let mut ssl = base(&p);
     ssl.ciphers = "FOO".into();
     assert_eq!(
