@@ -105,6 +105,7 @@ extern "C" {
     fn SSL_SESSION_set_timeout(s: *mut sys::SSL_SESSION, t: c_long) -> c_long;
     fn SSL_SESSION_set1_id_context(s: *mut sys::SSL_SESSION, ctx: *const u8, len: c_uint) -> c_int;
     fn SSL_get_options(ssl: *const sys::SSL) -> u64;
+    fn SSL_has_pending(ssl: *const sys::SSL) -> c_int;
     fn SSL_set_quiet_shutdown(ssl: *mut sys::SSL, mode: c_int);
 }
 
@@ -690,6 +691,13 @@ fn session_timeout_mark_index() -> c_int {
 pub fn tickets_enabled(ssl: &SslRef) -> bool {
     // SAFETY: reads the options of a live connection.
     unsafe { SSL_get_options(ssl.as_ptr()) & SSL_OP_NO_TICKET == 0 }
+}
+
+/// Whether OpenSSL holds received bytes not yet returned by a read
+/// (decrypted data, or records read ahead from the socket).
+pub fn has_pending(ssl: &SslRef) -> bool {
+    // SAFETY: reads the state of a live connection.
+    unsafe { SSL_has_pending(ssl.as_ptr()) == 1 }
 }
 
 /// Close without sending or waiting for close_notify (nginx's quiet

@@ -228,6 +228,16 @@ impl<S: Read + Write> TlsStream<S> {
         }
     }
 
+    /// Whether bytes already taken from the socket wait to be read: after
+    /// the handshake (a client may send its first command together with
+    /// its last handshake message) and after a read that filled the
+    /// buffer, no socket event will announce them. Reading until
+    /// `WouldBlock` never misses them; this tells a caller that stopped
+    /// early.
+    pub fn has_pending(&self) -> bool {
+        ffi::has_pending(self.inner.ssl())
+    }
+
     pub fn is_handshaked(&self) -> bool {
         self.handshaked
     }

@@ -1142,3 +1142,70 @@ fn shared_memory_cache_and_shared_ticket_keys() {
     assert!(after.stored >= before.stored + 2, "{before:?} {after:?}");
     assert!(after.hits >= before.hits + 2, "{before:?} {after:?}");
 }
+
+#[test]
+fn sessions_expire_after_ssl_session_timeout() {
+    let p = pki();
+    let mut ssl = base(&p);
+    ssl.session_timeout = Duration::from_secs(1);
+    ssl.session_cache = SessionCache {
+        mode: SessionCacheMode::Cache,
+        builtin: Some(None),
+        shared: None,
+    };
+    let keys = Arc::new(TicketKeys::generate().unwrap());
+    let tls = Arc::new(build_with(&ssl, Some(keys), None).unwrap().0);
+    for max in [None, Some(SslVersion::TLS1_2)] {
+        let (s, c) = exchange(
+            &tls,
+            VerifyClient::Off,
+            Client {
+                max,
+                ..Client::default()
+            },
+        );
+        assert!(s.result.is_ok() && c.ok);
+        std::thread::sleep(Duration::from_millis(2100));
+        let (s, _) = exchange(
+            &tls,
+            VerifyClient::Off,
+            Client {
+                max,
+                session: c.session,
+                ..Client::default()
+            },
+        );
+        assert!(!s.reused, "{max:?}");
+    }
+}
+
+#[test]
+fn tls13_resumption_does_not_extend_session_lifetime() {
+    let p = pki();
+    let mut ssl = base(&p);
+    ssl.session_timeout = Duration::from_secs(3);
+    let keys = Arc::new(TicketKeys::generate().unwrap());
+    let tls = Arc::new(build_with(&ssl, Some(keys), None).unwrap().0);
+    let (_, c) = exchange(&tls, VerifyClient::Off, Client::default());
+    std::thread::sleep(Duration::from_millis(2100));
+    let (s, c) = exchange(
+        &tls,
+        VerifyClient::Off,
+        Client {
+            session: c.session,
+            ..Client::default()
+        },
+    );
+    assert!(s.reused);
+    // The ticket issued on resumption keeps the first session's deadline.
+    std::thread::sleep(Duration::from_millis(2100));
+    let (s, _) = exchange(
+        &tls,
+        VerifyClient::Off,
+        Client {
+            session: c.session,
+            ..Client::default()
+        },
+    );
+    assert!(!s.reused);
+}
