@@ -28,7 +28,7 @@ pub(crate) mod testutil;
 
 pub use cache::SessionCacheBackend;
 pub use context::{BuildEnv, ServerTls};
-pub use stream::{CertCheck, Handshake, Shutdown, TlsError, TlsFacts, TlsStream, Want};
+pub use stream::{CertCheck, Handshake, Shutdown, Socket, TlsError, TlsFacts, TlsStream, Want};
 pub use tickets::{TicketKey, TicketKeys};
 
 use crate::conf::{ConfMessage, Config, ShmZone, StartTls};

@@ -15,7 +15,9 @@ use super::context::ServerTls;
 use super::{ffi, ssl_error};
 use crate::conf::sys::errno_suffix;
 use crate::conf::{Level, VerifyClient};
-use crate::event::{Io, IoStatus};
+use crate::event::{Io, IoStatus, Stream};
+use mio::event::Source;
+use mio::{Interest, Registry, Token};
 use openssl::error::ErrorStack;
 use openssl::hash::MessageDigest;
 use openssl::ssl::{ErrorCode, ShutdownResult, ShutdownState, Ssl, SslRef, SslStream};
@@ -442,6 +444,67 @@ impl<S: Read + Write> Io for TlsStream<S> {
                 self.last_error = Some(err);
                 Err(io)
             }
+        }
+    }
+}
+
+/// An accepted socket as a TLS stream reads and writes it: the worker
+/// wraps `event::Stream` in this and hands it to [`ServerTls::accept`].
+#[derive(Debug)]
+pub struct Socket(pub Stream);
+
+impl Read for Socket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.0 {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Socket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.0 {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Source for Socket {
+    fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+        self.0.register(r, t, i)
+    }
+    fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+        self.0.reregister(r, t, i)
+    }
+    fn deregister(&mut self, r: &Registry) -> io::Result<()> {
+        self.0.deregister(r)
+    }
+}
+
+/// A TLS stream registers its socket.
+impl<S: Source + Read + Write> Source for TlsStream<S> {
+    fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+        self.get_mut().register(r, t, i)
+    }
+    fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+        self.get_mut().reregister(r, t, i)
+    }
+    fn deregister(&mut self, r: &Registry) -> io::Result<()> {
+        self.get_mut().deregister(r)
+    }
+}
+
+impl Want {
+    /// The interest to register to wait for this.
+    pub fn interest(self) -> Interest {
+        match self {
+            Want::Read => Interest::READABLE,
+            Want::Write => Interest::WRITABLE,
         }
     }
 }

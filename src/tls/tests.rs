@@ -145,19 +145,15 @@ fn serve(tls: &ServerTls, listener: &TcpListener, verify: VerifyClient) -> Serve
     sock.set_nonblocking(true).unwrap();
     let mut poll = Poll::new().unwrap();
     let mut events = Events::with_capacity(8);
-    let mut s = tls.accept(mio::net::TcpStream::from_std(sock)).unwrap();
+    let stream = crate::event::Stream::Tcp(mio::net::TcpStream::from_std(sock));
+    let mut s = tls.accept(Socket(stream)).unwrap();
     poll.registry()
-        .register(s.get_mut(), Token(0), Interest::READABLE)
+        .register(&mut s, Token(0), Interest::READABLE)
         .unwrap();
     let mut wakeups = 0;
-    let mut wait = |s: &mut TlsStream<mio::net::TcpStream>, poll: &mut Poll| {
-        let interest = match s.blocked_on() {
-            Some(Want::Write) => Interest::WRITABLE,
-            _ => Interest::READABLE,
-        };
-        poll.registry()
-            .reregister(s.get_mut(), Token(0), interest)
-            .unwrap();
+    let mut wait = |s: &mut TlsStream<Socket>, poll: &mut Poll| {
+        let interest = s.blocked_on().unwrap_or(Want::Read).interest();
+        poll.registry().reregister(s, Token(0), interest).unwrap();
         poll.poll(&mut events, Some(Duration::from_secs(5)))
             .unwrap();
         assert!(!events.is_empty(), "timed out waiting for {interest:?}");
