@@ -8,6 +8,7 @@
 //! Both follow nginx 1.31.5's mail module byte for byte, quirks included;
 //! the quirks are listed in the docs of the item that reproduces them.
 
+pub mod auth_http;
 pub mod parse;
 pub mod resolver;
 pub mod sasl;
