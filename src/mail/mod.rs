@@ -9,4 +9,6 @@
 //! the quirks are listed in the docs of the item that reproduces them.
 
 pub mod parse;
+pub mod proxy_protocol;
+pub mod realip;
 pub mod sasl;
