@@ -869,4 +869,684 @@ pub fn crc32c(bytes: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn done(buf: &[u8]) -> (Option<ProxyHeader<'_>>, usize) {
+        match parse(buf) {
+            Parse::Done { header, consumed } => (header, consumed),
+            other => panic!("{:?}: {other:?}", String::from_utf8_lossy(buf)),
+        }
+    }
+
+    fn text(a: Address<'_>) -> String {
+        a.to_string()
+    }
+
+    /// Feeds every prefix: proper prefixes of a header are incomplete, and
+    /// the first answer that is not is the answer for the whole input.
+    fn check_prefixes(buf: &[u8]) {
+        let full = parse(buf);
+        for k in 0..buf.len() {
+            let got = parse(&buf[..k]);
+            match (got, full) {
+                (Parse::Incomplete, _) => {
+                    assert!(
+                        matches!(parse_final(&buf[..k]), Parse::Invalid(_)),
+                        "prefix {k} of {buf:?}"
+                    );
+                }
+                (Parse::Done { .. }, _) => {
+                    assert_eq!(got, full, "prefix {k} of {buf:?}");
+                    return;
+                }
+                (Parse::Invalid(a), Parse::Invalid(b)) => {
+                    assert_eq!(
+                        std::mem::discriminant(&a),
+                        std::mem::discriminant(&b),
+                        "prefix {k} of {buf:?}"
+                    );
+                    return;
+                }
+                (Parse::Invalid(e), _) => panic!("prefix {k} of {buf:?}: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn v1_valid() {
+        let cases: &[(&str, &str, &str, u16, u16, &str)] = &[
+            (
+                "PROXY TCP4 192.0.2.1 10.0.0.1 5555 143\r\n",
+                "192.0.2.1",
+                "10.0.0.1",
+                5555,
+                143,
+                "",
+            ),
+            (
+                "PROXY TCP6 ::1 fe80::1 0 65535\r\nA1 NOOP\r\n",
+                "::1",
+                "fe80::1",
+                0,
+                65535,
+                "A1 NOOP\r\n",
+            ),
+            // Family and addresses are not checked against each other.
+            (
+                "PROXY TCP4 ::1 1.2.3.4 1 2\r\nX",
+                "::1",
+                "1.2.3.4",
+                1,
+                2,
+                "X",
+            ),
+            // Empty and non-address "addresses" of the allowed characters.
+            ("PROXY TCP4   1 2\r\n", "", "", 1, 2, ""),
+            ("PROXY TCP6 ...: aBcD 1 2\r\n", "...:", "aBcD", 1, 2, ""),
+            // Leading zeros in ports.
+            (
+                "PROXY TCP4 1.1.1.1 2.2.2.2 0000000000000080 00 \r\n",
+                "",
+                "",
+                0,
+                0,
+                "bad",
+            ),
+        ];
+        for &(input, src, dst, sport, dport, rest) in &cases[..5] {
+            let (h, consumed) = done(input.as_bytes());
+            let h = h.expect("addresses");
+            assert_eq!(h.version, Version::V1);
+            assert_eq!(text(h.src_addr), src);
+            assert_eq!(text(h.dst_addr), dst);
+            assert_eq!((h.src_port, h.dst_port), (sport, dport));
+            assert!(h.tlvs.is_empty());
+            assert_eq!(&input[consumed..], rest);
+            check_prefixes(input.as_bytes());
+        }
+        // A trailing space before CR is part of the port: invalid.
+        assert!(matches!(
+            parse(cases[5].0.as_bytes()),
+            Parse::Invalid(Error::Broken(_))
+        ));
+        let (h, _) = done(b"PROXY TCP4 1.1.1.1 2.2.2.2 0000000000000080 00\r\n");
+        let h = h.unwrap();
+        assert_eq!((h.src_port, h.dst_port), (80, 0));
+    }
+
+    #[test]
+    fn v1_unknown() {
+        for (input, consumed) in [
+            (&b"PROXY UNKNOWN\r\n"[..], 15),
+            (b"PROXY UNKNOWN\r\nA1 LOGIN\r\n", 15),
+            (b"PROXY UNKNOWN TCP4 1.2.3.4 5.6.7.8 1 2\r\nx", 40),
+            // No space needed; a lone LF or CR does not end it.
+            (b"PROXY UNKNOWNxyz\nfoo\rbar\r\n", 26),
+        ] {
+            assert_eq!(done(input), (None, consumed), "{input:?}");
+            check_prefixes(input);
+        }
+    }
+
+    #[test]
+    fn v1_longer_than_107_bytes_is_read() {
+        let mut line = b"PROXY TCP6 ".to_vec();
+        line.extend_from_slice(&[b'a'; 300]);
+        line.extend_from_slice(b" ::2 1 2\r\n");
+        let (h, consumed) = done(&line);
+        assert_eq!(consumed, line.len());
+        assert_eq!(text(h.unwrap().src_addr).len(), 300);
+    }
+
+    #[test]
+    fn v1_invalid() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"GET / HTTP/1.0\r\n\r\n", b"GET / HTTP/1.0"),
+            (b"A1 CAPABILITY\r\n", b"A1 CAPABILITY"),
+            (
+                b"proxy TCP4 1.2.3.4 5.6.7.8 1 2\r\n",
+                b"proxy TCP4 1.2.3.4 5.6.7.8 1 2",
+            ),
+            (
+                b"PROXY  TCP4 1.2.3.4 5.6.7.8 1 2\r\n",
+                b"PROXY  TCP4 1.2.3.4 5.6.7.8 1 2",
+            ),
+            (
+                b"PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n",
+                b"PROXY TCP5 1.2.3.4 5.6.7.8 1 2",
+            ),
+            (
+                b"PROXY TCP4\t1.2.3.4 5.6.7.8 1 2\r\n",
+                b"PROXY TCP4\t1.2.3.4 5.6.7.8 1 2",
+            ),
+            (b"PROXY UDP4 1.2.3.4\r\n", b"PROXY UDP4 1.2.3.4"),
+            (b"PROXY \r\n\r\n", b"PROXY "),
+            (
+                b"PROXY TCP4 1.2.3.g 5.6.7.8 1 2\r\n",
+                b"PROXY TCP4 1.2.3.g 5.6.7.8 1 2",
+            ),
+            (
+                b"PROXY TCP4 1.2.3.4 5.6.7.8\r\n",
+                b"PROXY TCP4 1.2.3.4 5.6.7.8",
+            ),
+            (
+                b"PROXY TCP4 1.2.3.4 5.6.7.8 65536 1\r\n",
+                b"PROXY TCP4 1.2.3.4 5.6.7.8 65536 1",
+            ),
+            (
+                b"PROXY TCP4 1.2.3.4 5.6.7.8 1 65536\r\n",
+                b"PROXY TCP4 1.2.3.4 5.6.7.8 1 65536",
+            ),
+            (
+                b"PROXY TCP4 1.2.3.4 5.6.7.8 8x 1\r\n",
+                b"PROXY TCP4 1.2.3.4 5.6.7.8 8x 1",
+            ),
+            (
+                b"PROXY TCP4 1.2.3.4 5.6.7.8 -1 1\r\n",
+                b"PROXY TCP4 1.2.3.4 5.6.7.8 -1 1",
+            ),
+            (
+                b"PROXY TCP4 1.2.3.4 5.6.7.8  1\r\n",
+                b"PROXY TCP4 1.2.3.4 5.6.7.8  1",
+            ),
+            (
+                b"PROXY TCP4 1.2.3.4 5.6.7.8 1 \r\n",
+                b"PROXY TCP4 1.2.3.4 5.6.7.8 1 ",
+            ),
+            (
+                b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\rX\n",
+                b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2",
+            ),
+            (
+                b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n",
+                b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2",
+            ),
+            // The source port is scanned up to a space, across the line end.
+            (
+                b"PROXY TCP4 1.1.1.1 2.2.2.2 1\r\nA001 X\r\n",
+                b"PROXY TCP4 1.1.1.1 2.2.2.2 1",
+            ),
+            // Raw bytes are kept for the log line.
+            (b"\x00\xff\x16\x03\x01", b"\x00\xff\x16\x03\x01"),
+        ];
+        for &(input, logged) in cases {
+            assert_eq!(
+                parse(input),
+                Parse::Invalid(Error::Broken(logged)),
+                "{input:?}"
+            );
+            check_prefixes(input);
+        }
+        assert_eq!(
+            Error::Broken(b"GET / HTTP/1.0").to_string(),
+            "broken header: \"GET / HTTP/1.0\""
+        );
+        assert_eq!(
+            Error::Broken(b"a\xffb").to_string(),
+            "broken header: \"a\u{fffd}b\""
+        );
+        assert!(Error::Broken(b"").is_logged());
+    }
+
+    #[test]
+    fn incomplete_and_final() {
+        for input in [
+            &b""[..],
+            b"P",
+            b"PROXY",
+            b"PROXY ",
+            b"PROXY T",
+            b"PROXY TCP4",
+            b"PROXY UNKNOW",
+            b"PROXY UNKNOWN",
+            b"PROXY UNKNOWN foo\r",
+            b"PROXY TCP4 1.2.3.4",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 ",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 11",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 11 22",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 11 22\r",
+        ] {
+            assert_eq!(parse(input), Parse::Incomplete, "{input:?}");
+            let logged = input.split(|&b| b == b'\r').next().unwrap();
+            assert_eq!(parse_final(input), Parse::Invalid(Error::Broken(logged)));
+        }
+        // Partial v2: nginx's one-shot read sees no signature.
+        for k in 0..16 {
+            let mut h = V2_SIGNATURE.to_vec();
+            h.extend_from_slice(&[0x21, 0x11, 0, 12]);
+            assert_eq!(parse(&h[..k]), Parse::Incomplete);
+            assert_eq!(parse_final(&h[..k]), Parse::Invalid(Error::Broken(b"")));
+        }
+        // Done is final either way.
+        let line = b"PROXY UNKNOWN\r\n";
+        assert_eq!(parse_final(line), parse(line));
+    }
+
+    #[test]
+    fn max_header_bound() {
+        // An UNKNOWN line is waited for up to 4096 bytes, then rejected with
+        // the 4096 bytes nginx would have peeked.
+        let mut line = b"PROXY UNKNOWN".to_vec();
+        line.resize(MAX_HEADER - 2, b'a');
+        line.push(b'\r');
+        assert_eq!(parse(&line), Parse::Incomplete);
+        line.push(b'\n');
+        assert_eq!(done(&line), (None, MAX_HEADER));
+        line.pop();
+        line.push(b'a');
+        line.extend_from_slice(b"\r\n");
+        match parse(&line) {
+            Parse::Invalid(Error::Broken(t)) => assert_eq!(t.len(), MAX_HEADER - 2),
+            other => panic!("{other:?}"),
+        }
+        // More bytes than 4096 at once: only the first 4096 count.
+        let mut big = b"PROXY UNKNOWN".to_vec();
+        big.resize(5000, b'b');
+        big.extend_from_slice(b"\r\n");
+        match parse(&big) {
+            Parse::Invalid(Error::Broken(t)) => assert_eq!(t.len(), MAX_HEADER),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn v2(ver_cmd: u8, fam: u8, body: &[u8]) -> Vec<u8> {
+        let mut h = V2_SIGNATURE.to_vec();
+        h.push(ver_cmd);
+        h.push(fam);
+        h.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        h.extend_from_slice(body);
+        h
+    }
+
+    #[test]
+    fn v2_inet() {
+        let mut body = vec![192, 0, 2, 1, 10, 0, 0, 1, 0x15, 0xb3, 0, 143];
+        body.extend_from_slice(&[0x01, 0, 4, b'i', b'm', b'a', b'p']);
+        let mut input = v2(0x21, 0x11, &body);
+        let len = input.len();
+        input.extend_from_slice(b"A1 NOOP\r\n");
+        let (h, consumed) = done(&input);
+        let h = h.unwrap();
+        assert_eq!(consumed, len);
+        assert_eq!(h.version, Version::V2);
+        assert_eq!(text(h.src_addr), "192.0.2.1");
+        assert_eq!(text(h.dst_addr), "10.0.0.1");
+        assert_eq!((h.src_port, h.dst_port), (5555, 143));
+        assert_eq!(h.tlvs, &[0x01, 0, 4, b'i', b'm', b'a', b'p']);
+        check_prefixes(&input);
+    }
+
+    #[test]
+    fn v2_inet6() {
+        let mut body = Vec::new();
+        body.extend_from_slice(&"::ffff:1.2.3.4".parse::<Ipv6Addr>().unwrap().octets());
+        body.extend_from_slice(&"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets());
+        body.extend_from_slice(&[0, 1, 0xff, 0xff]);
+        let input = v2(0x21, 0x21, &body);
+        let (h, consumed) = done(&input);
+        let h = h.unwrap();
+        assert_eq!(consumed, input.len());
+        assert_eq!(text(h.src_addr), "::ffff:1.2.3.4");
+        assert_eq!(text(h.dst_addr), "2001:db8::1");
+        assert_eq!((h.src_port, h.dst_port), (1, 65535));
+        assert!(h.tlvs.is_empty());
+        check_prefixes(&input);
+    }
+
+    #[test]
+    fn v2_skipped() {
+        let inet = [1u8, 2, 3, 4, 5, 6, 7, 8, 0, 1, 0, 2];
+        for (vc, ft, body) in [
+            (0x20, 0x11, &inet[..]), // LOCAL
+            (0x20, 0x00, &[][..]),   // LOCAL, UNSPEC, empty
+            (0x22, 0x11, &inet[..]), // undefined command
+            (0x2f, 0x11, &inet[..]),
+            (0x21, 0x12, &inet[..]),       // DGRAM
+            (0x21, 0x10, &inet[..]),       // UNSPEC transport
+            (0x21, 0x01, &inet[..]),       // UNSPEC family
+            (0x21, 0x31, &[0u8; 216][..]), // UNIX
+            (0x21, 0x41, &[][..]),         // undefined family
+        ] {
+            let input = v2(vc, ft, body);
+            assert_eq!(done(&input), (None, input.len()), "{vc:x} {ft:x}");
+            check_prefixes(&input);
+        }
+    }
+
+    #[test]
+    fn v2_invalid() {
+        assert_eq!(
+            parse(&v2(0x21, 0x11, &[0; 11])),
+            Parse::Invalid(Error::ShortAddresses)
+        );
+        assert_eq!(
+            parse(&v2(0x21, 0x21, &[0; 35])),
+            Parse::Invalid(Error::ShortAddresses)
+        );
+        assert!(!Error::ShortAddresses.is_logged());
+        // Exactly the addresses is enough.
+        assert!(matches!(
+            parse(&v2(0x21, 0x21, &[0; 36])),
+            Parse::Done { .. }
+        ));
+        for vc in [0x11, 0x01, 0x31, 0xf1] {
+            assert_eq!(
+                parse(&v2(vc, 0x11, &[0; 12])),
+                Parse::Invalid(Error::UnknownVersion(vc >> 4))
+            );
+        }
+        assert_eq!(
+            Error::UnknownVersion(1).to_string(),
+            "unknown PROXY protocol version: 1"
+        );
+        // A length that cannot fit in 4096 bytes is refused at once.
+        let mut h = V2_SIGNATURE.to_vec();
+        h.extend_from_slice(&[0x21, 0x11, 0x0f, 0xf1]); // 4081
+        assert_eq!(parse(&h), Parse::Invalid(Error::TooLarge));
+        assert_eq!(Error::TooLarge.to_string(), "header is too large");
+        // One that fits is waited for.
+        h[15] = 0xf0; // 4080
+        assert_eq!(parse(&h), Parse::Incomplete);
+        assert_eq!(parse_final(&h), Parse::Invalid(Error::TooLarge));
+        h.resize(MAX_HEADER - 1, 0);
+        assert_eq!(parse(&h), Parse::Incomplete);
+        h.push(0);
+        assert!(matches!(
+            parse(&h),
+            Parse::Done {
+                consumed: MAX_HEADER,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn ip_text_as_nginx() {
+        for (ip, want) in [
+            ("0.0.0.0", "0.0.0.0"),
+            ("255.255.255.255", "255.255.255.255"),
+            ("10.20.3.100", "10.20.3.100"),
+            ("::", "::"),
+            ("::1", "::1"),
+            ("1::", "1::"),
+            ("::2", "::2"),
+            ("::ffff:1.2.3.4", "::ffff:1.2.3.4"),
+            ("::1.2.3.4", "::1.2.3.4"),
+            ("::0.0.2.3", "::0.0.2.3"),
+            ("::0.0.0.2", "::2"),
+            ("::ffff:0.0.0.1", "::ffff:0.0.0.1"),
+            ("::1:0:0:0", "::1:0:0:0"),
+            ("fe80::1", "fe80::1"),
+            ("2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"),
+            ("1:0:0:2:0:0:0:3", "1:0:0:2::3"),
+            ("1:0:2:3:4:5:6:7", "1:0:2:3:4:5:6:7"),
+            (
+                "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+                "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            ),
+            ("0:0:0:0:0:1:0:0", "::1:0:0"),
+            ("abcd:ef01::", "abcd:ef01::"),
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(IpText::new(ip).as_str(), want, "{ip}");
+        }
+    }
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn v1_line(client: Endpoint<'_>, local: Endpoint<'_>) -> String {
+        let mut buf = [0u8; MAX_HEADER];
+        let n = write_v1(client, local, &mut buf).unwrap();
+        String::from_utf8(buf[..n].to_vec()).unwrap()
+    }
+
+    #[test]
+    fn write_v1_as_nginx() {
+        use Endpoint::{Inet, Unix};
+        let cases = [
+            (
+                Inet(sa("192.0.2.1:5555")),
+                Inet(sa("10.0.0.1:143")),
+                "PROXY TCP4 192.0.2.1 10.0.0.1 5555 143\r\n",
+            ),
+            (
+                Inet(sa("[2001:db8::1]:0")),
+                Inet(sa("[::1]:65535")),
+                "PROXY TCP6 2001:db8::1 ::1 0 65535\r\n",
+            ),
+            (
+                Inet(sa("[::ffff:127.0.0.1]:40000")),
+                Inet(sa("[::ffff:127.0.0.1]:25")),
+                "PROXY TCP6 ::ffff:127.0.0.1 ::ffff:127.0.0.1 40000 25\r\n",
+            ),
+            // After realip the families may differ; the client's decides.
+            (
+                Inet(sa("[::1]:1")),
+                Inet(sa("127.0.0.1:2")),
+                "PROXY TCP6 ::1 127.0.0.1 1 2\r\n",
+            ),
+            (
+                Inet(sa("1.2.3.4:1")),
+                Unix(b"/run/mail.sock"),
+                "PROXY TCP4 1.2.3.4 unix:/run/mail.sock 1 0\r\n",
+            ),
+            (Unix(b""), Unix(b"/run/mail.sock"), "PROXY UNKNOWN\r\n"),
+            (Unix(b""), Inet(sa("127.0.0.1:2")), "PROXY UNKNOWN\r\n"),
+        ];
+        for (client, local, want) in cases {
+            let got = v1_line(client, local);
+            assert_eq!(got, want);
+            // What we write, we read back, except a UNIX-domain local
+            // address: nginx writes a line it would not read itself.
+            if matches!(local, Unix(_)) && matches!(client, Inet(_)) {
+                assert!(matches!(parse(got.as_bytes()), Parse::Invalid(_)));
+                continue;
+            }
+            let (h, n) = done(got.as_bytes());
+            assert_eq!(n, got.len());
+            if let (Some(h), Inet(c)) = (h, client) {
+                assert_eq!(text(h.src_addr), IpText::new(c.ip()).as_str());
+                assert_eq!(h.src_port, c.port());
+            }
+        }
+        let longest = v1_line(
+            Inet(sa("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535")),
+            Inet(sa("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535")),
+        );
+        assert!(longest.len() <= V1_MAX_HEADER, "{}", longest.len());
+        let mut small = [0u8; V1_MAX_HEADER - 1];
+        assert_eq!(
+            write_v1(Unix(b""), Unix(b""), &mut small),
+            Err(WriteError::V1Buffer)
+        );
+        assert_eq!(
+            WriteError::V1Buffer.to_string(),
+            "too small buffer for PROXY protocol"
+        );
+        // A long UNIX-domain path that does not fit is refused, not cut.
+        let path = [b'p'; 200];
+        let mut buf = [0u8; 150];
+        assert_eq!(
+            write_v1(Inet(sa("1.2.3.4:1")), Unix(&path), &mut buf),
+            Err(WriteError::V1Buffer)
+        );
+    }
+
+    #[test]
+    fn crc32c_check_value() {
+        assert_eq!(crc32c(b"123456789"), 0xe306_9283);
+        assert_eq!(crc32c(b""), 0);
+    }
+
+    fn v2_bytes(client: Endpoint<'_>, local: Endpoint<'_>, tls: Option<&TlsTlvs<'_>>) -> Vec<u8> {
+        let mut buf = [0u8; MAX_HEADER];
+        let n = write_v2(client, local, tls, &mut buf).unwrap();
+        let out = buf[..n].to_vec();
+        // The length field and the checksum hold.
+        assert_eq!(usize::from(u16::from_be_bytes([out[14], out[15]])), n - 16);
+        assert_eq!(&out[n - 7..n - 4], &[0x03, 0, 4]);
+        let mut zeroed = out.clone();
+        zeroed[n - 4..].fill(0);
+        assert_eq!(crc32c(&zeroed).to_be_bytes(), out[n - 4..]);
+        out
+    }
+
+    #[test]
+    fn write_v2_inet() {
+        use Endpoint::Inet;
+        let out = v2_bytes(Inet(sa("192.0.2.1:5555")), Inet(sa("10.0.0.1:143")), None);
+        let mut want = V2_SIGNATURE.to_vec();
+        want.extend_from_slice(&[0x21, 0x11, 0, 19]);
+        want.extend_from_slice(&[192, 0, 2, 1, 10, 0, 0, 1, 0x15, 0xb3, 0, 143]);
+        want.extend_from_slice(&[0x03, 0, 4]);
+        let crc = crc32c(&[&want[..], &[0, 0, 0, 0]].concat());
+        want.extend_from_slice(&crc.to_be_bytes());
+        assert_eq!(out, want);
+        let (h, n) = done(&out);
+        let h = h.unwrap();
+        assert_eq!(n, out.len());
+        assert_eq!(text(h.src_addr), "192.0.2.1");
+        assert_eq!((h.src_port, h.dst_port), (5555, 143));
+        assert_eq!(h.tlvs, &out[28..]);
+
+        // Both IPv4-mapped: written as INET.
+        let mapped = v2_bytes(
+            Inet(sa("[::ffff:192.0.2.1]:5555")),
+            Inet(sa("[::ffff:10.0.0.1]:143")),
+            None,
+        );
+        assert_eq!(mapped, out);
+    }
+
+    #[test]
+    fn write_v2_inet6() {
+        use Endpoint::Inet;
+        let out = v2_bytes(Inet(sa("1.2.3.4:1")), Inet(sa("[2001:db8::1]:2")), None);
+        assert_eq!(&out[12..16], &[0x21, 0x21, 0, 43]);
+        assert_eq!(
+            &out[16..32],
+            &"::ffff:1.2.3.4".parse::<Ipv6Addr>().unwrap().octets()
+        );
+        assert_eq!(
+            &out[32..48],
+            &"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets()
+        );
+        assert_eq!(&out[48..52], &[0, 1, 0, 2]);
+        let (h, _) = done(&out);
+        let h = h.unwrap();
+        assert_eq!(text(h.src_addr), "::ffff:1.2.3.4");
+        // One mapped, one native IPv6: stays INET6, mapped kept.
+        let out = v2_bytes(Inet(sa("[::ffff:1.2.3.4]:1")), Inet(sa("[::1]:2")), None);
+        assert_eq!(&out[12..14], &[0x21, 0x21]);
+        assert_eq!(
+            &out[16..32],
+            &"::ffff:1.2.3.4".parse::<Ipv6Addr>().unwrap().octets()
+        );
+    }
+
+    #[test]
+    fn write_v2_unix_is_local() {
+        use Endpoint::{Inet, Unix};
+        for (c, l) in [
+            (Unix(&b""[..]), Unix(&b"/s"[..])),
+            (Inet(sa("1.2.3.4:1")), Unix(b"/s")),
+            (Unix(b""), Inet(sa("1.2.3.4:1"))),
+        ] {
+            let out = v2_bytes(c, l, None);
+            assert_eq!(&out[12..16], &[0x20, 0x00, 0, 7]);
+            assert_eq!(out.len(), 23);
+            assert_eq!(done(&out), (None, 23));
+        }
+    }
+
+    #[test]
+    fn write_v2_tls() {
+        use Endpoint::Inet;
+        let tls = TlsTlvs {
+            authority: Some(b"mail.example.com"),
+            alpn: Some(b"imap"),
+            client: CLIENT_SSL | CLIENT_CERT_CONN | CLIENT_CERT_SESS,
+            verify: 0,
+            version: Some(b"TLSv1.3"),
+            cn: None,
+            cipher: Some(b"TLS_AES_256_GCM_SHA384"),
+            sig_alg: Some(b"sha256WithRSAEncryption"),
+            key_alg: Some(b"RSA2048"),
+        };
+        let out = v2_bytes(Inet(sa("1.2.3.4:1")), Inet(sa("5.6.7.8:2")), Some(&tls));
+        let mut tlvs = Vec::new();
+        tlvs.extend_from_slice(&[0x02, 0, 16]);
+        tlvs.extend_from_slice(b"mail.example.com");
+        tlvs.extend_from_slice(&[0x01, 0, 4]);
+        tlvs.extend_from_slice(b"imap");
+        let mut subs = vec![0x07, 0, 0, 0, 0];
+        for (t, v) in [
+            (0x21u8, &b"TLSv1.3"[..]),
+            (0x23, b"TLS_AES_256_GCM_SHA384"),
+            (0x24, b"sha256WithRSAEncryption"),
+            (0x25, b"RSA2048"),
+        ] {
+            subs.push(t);
+            subs.extend_from_slice(&(v.len() as u16).to_be_bytes());
+            subs.extend_from_slice(v);
+        }
+        tlvs.push(0x20);
+        tlvs.extend_from_slice(&(subs.len() as u16).to_be_bytes());
+        tlvs.extend_from_slice(&subs);
+        assert_eq!(&out[28..out.len() - 7], &tlvs[..]);
+        let (h, _) = done(&out);
+        assert_eq!(h.unwrap().tlvs, &out[28..]);
+    }
+
+    #[test]
+    fn write_v2_buffer_errors() {
+        use Endpoint::Inet;
+        let (c, l) = (Inet(sa("1.2.3.4:1")), Inet(sa("5.6.7.8:2")));
+        let mut buf = [0u8; 64];
+        assert_eq!(
+            write_v2(c, l, None, &mut buf[..51]),
+            Err(WriteError::V2Buffer)
+        );
+        assert_eq!(write_v2(c, l, None, &mut buf[..52]), Ok(35));
+        let (c6, l6) = (Inet(sa("[::1]:1")), Inet(sa("[::2]:2")));
+        assert_eq!(
+            write_v2(c6, l6, None, &mut buf[..58]),
+            Err(WriteError::V2Crc32c)
+        );
+        assert_eq!(write_v2(c6, l6, None, &mut buf[..59]), Ok(59));
+        let tls = TlsTlvs {
+            authority: Some(&[b'a'; 100]),
+            client: CLIENT_SSL,
+            verify: 1,
+            ..TlsTlvs::default()
+        };
+        let mut big = [0u8; 200];
+        assert_eq!(
+            write_v2(c, l, Some(&tls), &mut big[..100]),
+            Err(WriteError::V2Tlv)
+        );
+        let tls = TlsTlvs {
+            client: CLIENT_SSL,
+            verify: 1,
+            ..TlsTlvs::default()
+        };
+        assert_eq!(
+            write_v2(c, l, Some(&tls), &mut big[..30]),
+            Err(WriteError::V2Buffer)
+        );
+        assert_eq!(
+            write_v2(c6, l6, Some(&tls), &mut big[..59]),
+            Err(WriteError::V2SslTlv)
+        );
+        assert_eq!(
+            write_v2(c6, l6, Some(&tls), &mut big[..60]),
+            Err(WriteError::V2Crc32c)
+        );
+        assert_eq!(write_v2(c6, l6, Some(&tls), &mut big[..67]), Ok(67));
+        assert_eq!(
+            WriteError::V2Crc32c.to_string(),
+            "too small buffer for PROXY protocol v2 CRC32c TLV"
+        );
+    }
 }
