@@ -219,4 +219,215 @@ fn hex_value(c: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mail::proxy_protocol::{parse, Parse, Version};
+
+    fn v4(s: &str, prefix: u8) -> Cidr {
+        Cidr::V4 {
+            addr: s.parse().unwrap(),
+            prefix,
+        }
+    }
+
+    fn v6(s: &str, prefix: u8) -> Cidr {
+        Cidr::V6 {
+            addr: s.parse().unwrap(),
+            prefix,
+        }
+    }
+
+    fn peer(s: &str) -> Peer {
+        Peer::Inet(s.parse().unwrap())
+    }
+
+    fn text_header(src: &str, port: u16) -> ProxyHeader<'_> {
+        ProxyHeader {
+            version: Version::V1,
+            src_addr: Address::Text(src.as_bytes()),
+            dst_addr: Address::Text(b"10.0.0.1"),
+            src_port: port,
+            dst_port: 143,
+            tlvs: &[],
+        }
+    }
+
+    fn ip_header(src: &str, port: u16) -> ProxyHeader<'static> {
+        ProxyHeader {
+            version: Version::V2,
+            src_addr: Address::Ip(src.parse().unwrap()),
+            dst_addr: Address::Ip("10.0.0.1".parse().unwrap()),
+            src_port: port,
+            dst_port: 143,
+            tlvs: &[],
+        }
+    }
+
+    fn sa(s: &str) -> Option<SocketAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn trusted_peer_takes_header_address() {
+        let from = [v4("10.0.0.0", 8), v6("2001:db8::", 32), Cidr::Unix];
+        let h = text_header("192.0.2.7", 1234);
+        assert_eq!(
+            real_client(&from, &peer("10.1.2.3:5000"), &h),
+            sa("192.0.2.7:1234")
+        );
+        assert_eq!(
+            real_client(&from, &peer("[2001:db8::9]:1"), &h),
+            sa("192.0.2.7:1234")
+        );
+        assert_eq!(real_client(&from, &Peer::Unix, &h), sa("192.0.2.7:1234"));
+        // Not trusted.
+        assert_eq!(real_client(&from, &peer("11.0.0.1:5000"), &h), None);
+        assert_eq!(real_client(&from, &peer("[2001:db9::1]:1"), &h), None);
+        assert_eq!(real_client(&[v4("0.0.0.0", 0)], &Peer::Unix, &h), None);
+        // No set_real_ip_from at all.
+        assert_eq!(real_client(&[], &peer("10.1.2.3:5000"), &h), None);
+    }
+
+    #[test]
+    fn mapped_peer_matches_as_ipv4() {
+        let h = text_header("192.0.2.7", 1);
+        let p = peer("[::ffff:10.1.2.3]:5000");
+        assert_eq!(real_client(&[v4("10.0.0.0", 8)], &p, &h), sa("192.0.2.7:1"));
+        assert_eq!(real_client(&[v6("::ffff:0:0", 96)], &p, &h), None);
+        assert_eq!(real_client(&[v6("::", 0)], &p, &h), None);
+        assert_eq!(
+            real_client(&[v6("::", 0)], &peer("[::1]:1"), &h),
+            sa("192.0.2.7:1")
+        );
+        // `all` is IPv4 0.0.0.0/0 in nginx.
+        assert_eq!(real_client(&[v4("0.0.0.0", 0)], &p, &h), sa("192.0.2.7:1"));
+    }
+
+    #[test]
+    fn cidr_prefixes() {
+        let p = peer("192.168.1.129:1");
+        assert!(cidr_match(&p, &[v4("192.168.1.128", 25)]));
+        assert!(!cidr_match(&p, &[v4("192.168.1.0", 25)]));
+        assert!(cidr_match(&p, &[v4("192.168.1.129", 32)]));
+        assert!(!cidr_match(&p, &[v4("192.168.1.128", 32)]));
+        assert!(cidr_match(&peer("[fe80::1:2]:1"), &[v6("fe80::", 64)]));
+        assert!(!cidr_match(&peer("[fe81::1:2]:1"), &[v6("fe80::", 64)]));
+        assert!(cidr_match(&peer("[::1]:1"), &[v6("::1", 128)]));
+    }
+
+    #[test]
+    fn header_address_parsing() {
+        let from = [v4("127.0.0.0", 8)];
+        let p = peer("127.0.0.1:9");
+        for (src, want) in [
+            ("1.2.3.4", sa("1.2.3.4:7")),
+            // Text is parsed as written, whatever the line's family.
+            ("2001:db8::5", sa("[2001:db8::5]:7")),
+            ("::ffff:1.2.3.4", sa("[::ffff:1.2.3.4]:7")),
+            ("001.02.3.4", sa("1.2.3.4:7")),
+            ("1..2.3", sa("1.0.2.3:7")),
+            ("", None),
+            ("abc", None),
+            ("1.2.3", None),
+            ("255.255.255.255", None),
+            ("::ffff:255.255.255.255", None),
+        ] {
+            assert_eq!(real_client(&from, &p, &text_header(src, 7)), want, "{src}");
+        }
+        for (src, want) in [
+            ("1.2.3.4", sa("1.2.3.4:7")),
+            ("::1.2.3.4", sa("[::1.2.3.4]:7")),
+            ("2001:db8::5", sa("[2001:db8::5]:7")),
+            ("255.255.255.255", None),
+            ("::ffff:255.255.255.255", None),
+        ] {
+            assert_eq!(real_client(&from, &p, &ip_header(src, 7)), want, "{src}");
+        }
+    }
+
+    #[test]
+    fn from_parsed_headers() {
+        let from = [Cidr::Unix];
+        let line = b"PROXY TCP4 203.0.113.9 10.0.0.1 40000 993\r\n";
+        let Parse::Done {
+            header: Some(h), ..
+        } = parse(line)
+        else {
+            panic!("parse")
+        };
+        assert_eq!(real_client(&from, &Peer::Unix, &h), sa("203.0.113.9:40000"));
+    }
+
+    #[test]
+    fn inet_addr_as_nginx() {
+        for (text, want) in [
+            ("0.0.0.0", Some([0, 0, 0, 0])),
+            ("1.2.3.4", Some([1, 2, 3, 4])),
+            ("255.255.255.254", Some([255, 255, 255, 254])),
+            ("...", Some([0, 0, 0, 0])),
+            (".1.2.3", Some([0, 1, 2, 3])),
+            ("1.2.3.", Some([1, 2, 3, 0])),
+            ("0001.0.0.00000000009", Some([1, 0, 0, 9])),
+            ("255.255.255.255", None),
+            ("256.1.1.1", None),
+            ("1.2.3.4.5", None),
+            ("1.2.3", None),
+            ("1.2.3.4 ", None),
+            ("", None),
+            ("a.b.c.d", None),
+        ] {
+            assert_eq!(
+                inet_addr(text.as_bytes()),
+                want.map(Ipv4Addr::from),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn inet6_addr_as_nginx() {
+        for ok in [
+            "::",
+            "::1",
+            "1::",
+            "1:2:3:4:5:6:7:8",
+            "fe80::1:2",
+            "ABCD:ef01::9",
+            "::ffff:1.2.3.4",
+            "::1.2.3.4",
+            "1:2:3:4:5:6:1.2.3.4",
+            "1::6:1.2.3.4",
+            "0:0:0:0:0:0:0:0",
+            "1:0:0:2::3",
+        ] {
+            assert_eq!(inet6_addr(ok.as_bytes()), Some(ok.parse().unwrap()), "{ok}");
+        }
+        // nginx skips one leading colon.
+        assert_eq!(
+            inet6_addr(b":1:2:3:4:5:6:7:8"),
+            Some("1:2:3:4:5:6:7:8".parse().unwrap())
+        );
+        assert_eq!(inet6_addr(b":1::"), Some("1::".parse().unwrap()));
+        for bad in [
+            "",
+            ":",
+            "1",
+            "1:",
+            "1:2:3:4:5:6:7",
+            "1:2:3:4:5:6:7:8:9",
+            "1:2:3:4:5:6:7::",
+            "::1:2:3:4:5:6:7:8",
+            "1::2::3",
+            ":::",
+            "12345::",
+            "::g",
+            "1.2.3.4",
+            "1:2:3:4:5:6:7:1.2.3.4",
+            "::1.2.3",
+            "::1.2.3.4:5",
+            "::ffff:256.1.1.1",
+            "::a.1.2.3",
+            "[::1]",
+        ] {
+            assert_eq!(inet6_addr(bad.as_bytes()), None, "{bad}");
+        }
+    }
 }
