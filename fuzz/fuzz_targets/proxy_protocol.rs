@@ -55,7 +55,13 @@ fuzz_target!(|data: &[u8]| {
         header: Some(h), ..
     } = whole
     {
-        let from = [Cidr::Unix, Cidr::V4 { addr: Ipv4Addr::UNSPECIFIED, prefix: 0 }];
+        let from = [
+            Cidr::Unix,
+            Cidr::V4 {
+                addr: Ipv4Addr::UNSPECIFIED,
+                prefix: 0,
+            },
+        ];
         let _ = h.src_addr.to_string();
         let _ = real_client(&from, &Peer::Unix, &h);
         let _ = real_client(&from, &Peer::Inet(addr(data, false)), &h);
@@ -64,11 +70,17 @@ fuzz_target!(|data: &[u8]| {
     // Writers on addresses taken from the input.
     let v6 = data.first().is_some_and(|b| b & 1 != 0);
     let client = addr(data, v6);
-    let local = addr(data.get(18..).unwrap_or(&[]), data.first().is_some_and(|b| b & 2 != 0));
+    let local = addr(
+        data.get(18..).unwrap_or(&[]),
+        data.first().is_some_and(|b| b & 2 != 0),
+    );
     let mut buf = [0u8; MAX_HEADER];
     let n = write_v1(Endpoint::Inet(client), Endpoint::Inet(local), &mut buf).unwrap();
     match parse(&buf[..n]) {
-        Parse::Done { header: Some(h), consumed } => {
+        Parse::Done {
+            header: Some(h),
+            consumed,
+        } => {
             assert_eq!(consumed, n);
             assert_eq!((h.src_port, h.dst_port), (client.port(), local.port()));
         }
@@ -85,14 +97,26 @@ fuzz_target!(|data: &[u8]| {
     let tls = data.first().is_some_and(|b| b & 4 != 0).then_some(&tls);
     let n = write_v2(Endpoint::Inet(client), Endpoint::Inet(local), tls, &mut buf).unwrap();
     match parse(&buf[..n]) {
-        Parse::Done { header: Some(h), consumed } => {
+        Parse::Done {
+            header: Some(h),
+            consumed,
+        } => {
             assert_eq!(consumed, n);
             assert_eq!((h.src_port, h.dst_port), (client.port(), local.port()));
         }
         other => panic!("v2 {other:?}"),
     }
     for limit in [0, 51, 52, 60, 107] {
-        let _ = write_v2(Endpoint::Inet(client), Endpoint::Unix(b"/s"), tls, &mut buf[..limit]);
-        let _ = write_v1(Endpoint::Inet(client), Endpoint::Unix(data), &mut buf[..limit]);
+        let _ = write_v2(
+            Endpoint::Inet(client),
+            Endpoint::Unix(b"/s"),
+            tls,
+            &mut buf[..limit],
+        );
+        let _ = write_v1(
+            Endpoint::Inet(client),
+            Endpoint::Unix(data),
+            &mut buf[..limit],
+        );
     }
 });
