@@ -10,5 +10,7 @@
 
 pub mod auth_http;
 pub mod parse;
+pub mod proxy_protocol;
+pub mod realip;
 pub mod resolver;
 pub mod sasl;
