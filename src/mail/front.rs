@@ -60,6 +60,9 @@ impl AuthMethod {
 #[derive(Debug, Clone, Default)]
 pub struct Shared {
     pub creds: Credentials,
+    /// A password was given (by the client or by auth_http's Auth-Pass);
+    /// an empty one counts, as in nginx, but EXTERNAL gives none.
+    pub passwd_set: bool,
     /// APOP / CRAM-MD5 salt with its CRLF, once made.
     pub salt: Option<Vec<u8>>,
     pub auth_method: AuthMethod,
@@ -212,6 +215,7 @@ pub fn start_sasl(
         }
         Mechanism::PlainInitial(initial) => {
             if logged(sasl::auth_plain(initial, &mut sh.creds), notes) {
+                sh.passwd_set = true;
                 Sasl::Done
             } else {
                 Sasl::Invalid
@@ -267,6 +271,7 @@ pub fn continue_sasl(
         }
         SaslState::LoginPassword => {
             if logged(sasl::auth_login_password(response, &mut sh.creds), notes) {
+                sh.passwd_set = true;
                 Sasl::Done
             } else {
                 Sasl::Invalid
@@ -274,6 +279,7 @@ pub fn continue_sasl(
         }
         SaslState::Plain => {
             if logged(sasl::auth_plain(response, &mut sh.creds), notes) {
+                sh.passwd_set = true;
                 Sasl::Done
             } else {
                 Sasl::Invalid
@@ -282,6 +288,7 @@ pub fn continue_sasl(
         SaslState::CramMd5 => {
             if logged(sasl::auth_cram_md5(response, &mut sh.creds), notes) {
                 sh.auth_method = AuthMethod::CramMd5;
+                sh.passwd_set = true;
                 Sasl::Done
             } else {
                 Sasl::Invalid

@@ -132,6 +132,7 @@ impl Imap {
                             sh.creds.login.extend_from_slice(args[0].of(buf));
                             sh.creds.passwd.clear();
                             sh.creds.passwd.extend_from_slice(args[1].of(buf));
+                            sh.passwd_set = true;
                             return self.auth(sh);
                         }
                     }

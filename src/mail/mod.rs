@@ -19,6 +19,7 @@ pub mod parse;
 pub mod pop3;
 pub mod sasl;
 pub mod smtp;
+pub mod upstream;
 
 #[cfg(test)]
 pub(crate) mod test_support {

@@ -135,6 +135,7 @@ impl Pop3 {
                                 } else {
                                     sh.creds.passwd.clear();
                                     sh.creds.passwd.extend_from_slice(args[0]);
+                                    sh.passwd_set = true;
                                     return self.auth();
                                 }
                             }
@@ -155,6 +156,7 @@ impl Pop3 {
                                     sh.creds.login.extend_from_slice(args[0]);
                                     sh.creds.passwd.clear();
                                     sh.creds.passwd.extend_from_slice(args[1]);
+                                    sh.passwd_set = true;
                                     sh.auth_method = super::front::AuthMethod::Apop;
                                     return self.auth();
                                 }

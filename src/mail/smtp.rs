@@ -192,6 +192,7 @@ impl Smtp {
                                 sh.smtp_from.extend_from_slice(line.of(&self.input.buf));
                                 sh.creds.login.clear();
                                 sh.creds.passwd.clear();
+                                sh.passwd_set = false;
                                 out.extend_from_slice(OK);
                             } else {
                                 out.extend_from_slice(INVALID_ARGUMENT);
