@@ -12,6 +12,7 @@
 //! All follow nginx 1.31.5's mail module byte for byte, quirks included;
 //! the quirks are listed in the docs of the item that reproduces them.
 
+pub mod auth_http;
 pub mod caps;
 pub mod front;
 pub mod imap;
