@@ -53,6 +53,12 @@ impl Imap {
     }
 
     /// Whether buffered input remains to be parsed.
+    /// Where the unparsed input starts (pipelined bytes after the login
+    /// command go to the backend).
+    pub fn pending_from(&self) -> usize {
+        self.parser.pos().min(self.input.filled)
+    }
+
     pub fn has_pending(&self) -> bool {
         self.parser.pos() < self.input.filled
     }

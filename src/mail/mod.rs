@@ -18,7 +18,9 @@ pub mod front;
 pub mod imap;
 pub mod parse;
 pub mod pop3;
+pub mod relay;
 pub mod sasl;
+pub mod session;
 pub mod smtp;
 pub mod upstream;
 

@@ -56,6 +56,12 @@ impl Pop3 {
         }
     }
 
+    /// Where the unparsed input starts (pipelined bytes after the login
+    /// command go to the backend).
+    pub fn pending_from(&self) -> usize {
+        self.parser.pos().min(self.input.filled)
+    }
+
     pub fn has_pending(&self) -> bool {
         self.parser.pos() < self.input.filled
     }
