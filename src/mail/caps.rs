@@ -195,11 +195,7 @@ impl Replies {
             imap: imap(&conf.imap.capabilities, &conf.imap.auth),
             pop3,
             pop3_auth,
-            smtp: smtp(
-                &conf.server_name,
-                &conf.smtp.capabilities,
-                &conf.smtp.auth,
-            ),
+            smtp: smtp(&conf.server_name, &conf.smtp.capabilities, &conf.smtp.auth),
             smtp_greeting: format!("220 {} ESMTP ready\r\n", conf.server_name).into_bytes(),
             smtp_helo: format!("250 {}\r\n", conf.server_name).into_bytes(),
         }

@@ -79,9 +79,7 @@ impl Imap {
     ) -> Step {
         let capacity = self.input.capacity();
         let filled = self.input.filled;
-        let status = self
-            .parser
-            .parse(&mut self.input.buf[..filled], capacity);
+        let status = self.parser.parse(&mut self.input.buf[..filled], capacity);
         let mut quit = false;
         let mut text: &[u8] = b"";
         let mut starttls = false;
@@ -93,7 +91,10 @@ impl Imap {
             }
             Status::Invalid(kind) => {
                 if kind == Invalid::TooLong {
-                    notes.info(format_args!("{}", TooLongCommand(&self.input.buf[..filled])));
+                    notes.info(format_args!(
+                        "{}",
+                        TooLongCommand(&self.input.buf[..filled])
+                    ));
                 }
                 if kind.counts_as_error() {
                     sh.errors += 1;
@@ -129,8 +130,7 @@ impl Imap {
                 None => match command {
                     ImapCommand::Login => {
                         let args = self.parser.args();
-                        if self.starttls_only(conf, sh) || args.len() != 2 || args[0].is_empty()
-                        {
+                        if self.starttls_only(conf, sh) || args.len() != 2 || args[0].is_empty() {
                             Reply::Bad
                         } else {
                             let buf = &self.input.buf;
@@ -290,9 +290,17 @@ mod tests {
             ),
             (b"a LOGOUT\r\n", "* BYE\r\na OK completed\r\n", Step::Quit),
             (b"a FOO\r\n", "a BAD invalid command\r\n", Step::NeedInput),
-            (b"a STARTTLS\r\n", "a BAD invalid command\r\n", Step::NeedInput),
+            (
+                b"a STARTTLS\r\n",
+                "a BAD invalid command\r\n",
+                Step::NeedInput,
+            ),
             (b"\r\n", "* BAD invalid command\r\n", Step::NeedInput),
-            (b"a LOGIN u\r\n", "a BAD invalid command\r\n", Step::NeedInput),
+            (
+                b"a LOGIN u\r\n",
+                "a BAD invalid command\r\n",
+                Step::NeedInput,
+            ),
             (b"a LOGIN u p\r\n", "", Step::Auth),
             (b"a LOGIN {1}\r\n", "+ OK\r\n", Step::NeedInput),
             (b"a LOGIN {1+}\r\nu p\r\n", "", Step::Auth),
@@ -302,13 +310,37 @@ mod tests {
                 "+ VXNlcm5hbWU6\r\n",
                 Step::NeedInput,
             ),
-            (b"a AUTHENTICATE LOGIN dQ==\r\n", "+ UGFzc3dvcmQ6\r\n", Step::NeedInput),
-            (b"a AUTHENTICATE LOGIN !\r\n", "a BAD invalid command\r\n", Step::NeedInput),
-            (b"a AUTHENTICATE LOGIN\r\n!\r\n", "+ VXNlcm5hbWU6\r\nBAD invalid command\r\n", Step::NeedInput),
+            (
+                b"a AUTHENTICATE LOGIN dQ==\r\n",
+                "+ UGFzc3dvcmQ6\r\n",
+                Step::NeedInput,
+            ),
+            (
+                b"a AUTHENTICATE LOGIN !\r\n",
+                "a BAD invalid command\r\n",
+                Step::NeedInput,
+            ),
+            (
+                b"a AUTHENTICATE LOGIN\r\n!\r\n",
+                "+ VXNlcm5hbWU6\r\nBAD invalid command\r\n",
+                Step::NeedInput,
+            ),
             (b"a AUTHENTICATE PLAIN AHUAcA==\r\n", "", Step::Auth),
-            (b"a AUTHENTICATE PLAIN\r\nAHUAcA==\r\n", "+ \r\n", Step::Auth),
-            (b"a AUTHENTICATE CRAM-MD5\r\n", "a BAD invalid command\r\n", Step::NeedInput),
-            (b"a AUTHENTICATE EXTERNAL\r\n", "a BAD invalid command\r\n", Step::NeedInput),
+            (
+                b"a AUTHENTICATE PLAIN\r\nAHUAcA==\r\n",
+                "+ \r\n",
+                Step::Auth,
+            ),
+            (
+                b"a AUTHENTICATE CRAM-MD5\r\n",
+                "a BAD invalid command\r\n",
+                Step::NeedInput,
+            ),
+            (
+                b"a AUTHENTICATE EXTERNAL\r\n",
+                "a BAD invalid command\r\n",
+                Step::NeedInput,
+            ),
             (
                 b"a NOOP\r\nb NOOP\r\n",
                 "a OK completed\r\nb OK completed\r\n",
@@ -352,7 +384,10 @@ mod tests {
         let (out, step) = run(&fc, &mut fe, &mut sh, b"a X\r\nb Y\r\nc NOOP\r\n");
         assert_eq!(
             (out.as_str(), step),
-            ("a BAD invalid command\r\nb BAD invalid command\r\n", Step::Quit)
+            (
+                "a BAD invalid command\r\nb BAD invalid command\r\n",
+                Step::Quit
+            )
         );
         let mut fe = Imap::new(16);
         let mut sh = Shared::default();

@@ -86,7 +86,10 @@ impl Pop3 {
             Status::LiteralContinuation => None,
             Status::Invalid(kind) => {
                 if kind == Invalid::TooLong {
-                    notes.info(format_args!("{}", TooLongCommand(&self.input.buf[..filled])));
+                    notes.info(format_args!(
+                        "{}",
+                        TooLongCommand(&self.input.buf[..filled])
+                    ));
                 }
                 if kind.counts_as_error() {
                     sh.errors += 1;
@@ -194,9 +197,7 @@ impl Pop3 {
                                 Some(Next::Command)
                             }
                             Pop3Command::Stls
-                                if !in_user
-                                    && !sh.tls_active
-                                    && conf.starttls != StartTls::Off =>
+                                if !in_user && !sh.tls_active && conf.starttls != StartTls::Off =>
                             {
                                 starttls = true;
                                 out.extend_from_slice(OK);
@@ -273,19 +274,28 @@ mod tests {
     fn transcripts() {
         let server = server_conf("protocol pop3;");
         let fc = conf(&server, methods());
-        let capa = "+OK Capability list follows\r\nTOP\r\nUSER\r\nUIDL\r\nSASL PLAIN LOGIN\r\n.\r\n";
+        let capa =
+            "+OK Capability list follows\r\nTOP\r\nUSER\r\nUIDL\r\nSASL PLAIN LOGIN\r\n.\r\n";
         let cases: &[(&[u8], String, Step)] = &[
             (b"NOOP\r\n", "+OK\r\n".into(), Step::NeedInput),
             (b"QUIT\r\n", "+OK\r\n".into(), Step::Quit),
             (b"CAPA\r\n", capa.into(), Step::NeedInput),
-            (b"PASS x\r\n", "-ERR invalid command\r\n".into(), Step::NeedInput),
+            (
+                b"PASS x\r\n",
+                "-ERR invalid command\r\n".into(),
+                Step::NeedInput,
+            ),
             (b"USER u\r\nPASS p\r\n", "+OK\r\n".into(), Step::Auth),
             (
                 b"USER u\r\nUSER v\r\n",
                 "+OK\r\n-ERR invalid command\r\n".into(),
                 Step::NeedInput,
             ),
-            (b"USER u\r\nCAPA\r\n", format!("+OK\r\n{capa}"), Step::NeedInput),
+            (
+                b"USER u\r\nCAPA\r\n",
+                format!("+OK\r\n{capa}"),
+                Step::NeedInput,
+            ),
             (
                 b"AUTH\r\n",
                 "+OK methods supported:\r\nPLAIN\r\nLOGIN\r\n.\r\n".into(),
@@ -302,8 +312,16 @@ mod tests {
                 "-ERR invalid command\r\n".into(),
                 Step::NeedInput,
             ),
-            (b"STLS\r\n", "-ERR invalid command\r\n".into(), Step::NeedInput),
-            (b"XXXX\r\n", "-ERR invalid command\r\n".into(), Step::NeedInput),
+            (
+                b"STLS\r\n",
+                "-ERR invalid command\r\n".into(),
+                Step::NeedInput,
+            ),
+            (
+                b"XXXX\r\n",
+                "-ERR invalid command\r\n".into(),
+                Step::NeedInput,
+            ),
         ];
         for (input, expect, step) in cases {
             let mut fe = Pop3::new();
@@ -351,6 +369,9 @@ mod tests {
         let mut fe = Pop3::new();
         let mut sh = Shared::default();
         let (out, step) = run(&fc, &mut fe, &mut sh, &[b'A'; 200]);
-        assert_eq!((out.as_str(), step), ("-ERR invalid command\r\n", Step::Quit));
+        assert_eq!(
+            (out.as_str(), step),
+            ("-ERR invalid command\r\n", Step::Quit)
+        );
     }
 }

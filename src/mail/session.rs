@@ -533,7 +533,8 @@ impl Session {
 
     /// Queue the protocol's internal error reply and close after it.
     fn internal_error(&mut self) {
-        self.out.extend_from_slice(internal_server_error(self.srv.conf.protocol));
+        self.out
+            .extend_from_slice(internal_server_error(self.srv.conf.protocol));
         self.quit = true;
     }
 
@@ -882,9 +883,11 @@ impl Session {
             }
         };
         let _ = sock.set_nodelay(true);
-        if let Err(e) =
-            ctx.register_source(&mut sock, SRC_BACKEND, Interest::READABLE | Interest::WRITABLE)
-        {
+        if let Err(e) = ctx.register_source(
+            &mut sock,
+            SRC_BACKEND,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
             self.log(Level::Alert, Some(&e), format_args!("epoll_ctl() failed"));
             self.internal_error();
             return Stage::Commands(front);
@@ -1007,11 +1010,9 @@ impl Session {
                             self.quit = true;
                             return (Stage::Closed, true);
                         }
-                        LoginError::NoPassword => self.log(
-                            Level::Error,
-                            None,
-                            format_args!("no password available"),
-                        ),
+                        LoginError::NoPassword => {
+                            self.log(Level::Error, None, format_args!("no password available"))
+                        }
                     }
                     self.internal_error();
                     return (Stage::Closed, true);
@@ -1052,13 +1053,22 @@ impl Session {
                 Side::Backend => (Level::Error, "proxying and reading from upstream"),
             };
             self.action = action;
-            self.log(error_level(&e, base), Some(&e), format_args!("recv() failed"));
+            self.log(
+                error_level(&e, base),
+                Some(&e),
+                format_args!("recv() failed"),
+            );
             self.action = "proxying";
         }
         match outcome {
             RelayOutcome::Continue => (Stage::Relay(r), false),
             RelayOutcome::Done => {
-                self.log_full(Level::Info, None, false, format_args!("proxied session done"));
+                self.log_full(
+                    Level::Info,
+                    None,
+                    false,
+                    format_args!("proxied session done"),
+                );
                 (Stage::Closed, false)
             }
             RelayOutcome::WriteFailed(side, e) => {
@@ -1067,7 +1077,11 @@ impl Session {
                     Side::Backend => (Level::Error, "proxying and sending to upstream"),
                 };
                 self.action = action;
-                self.log(error_level(&e, base), Some(&e), format_args!("send() failed"));
+                self.log(
+                    error_level(&e, base),
+                    Some(&e),
+                    format_args!("send() failed"),
+                );
                 (Stage::Closed, false)
             }
         }

@@ -10,8 +10,8 @@
 //! lose their line ends.
 
 use super::front::{
-    continue_sasl, start_sasl, AuthMethod, ClientBuffer, FrontConf, Notes, Sasl, SaslState,
-    Shared, Step,
+    continue_sasl, start_sasl, AuthMethod, ClientBuffer, FrontConf, Notes, Sasl, SaslState, Shared,
+    Step,
 };
 use super::parse::smtp::{SmtpCommand, SmtpParser, SMTP_MAX_ARGS};
 use super::parse::{Invalid, Next, Status, TooLongCommand, TOO_MANY_INVALID_COMMANDS};
@@ -110,7 +110,10 @@ impl Smtp {
             Status::LiteralContinuation => None,
             Status::Invalid(kind) => {
                 if kind == Invalid::TooLong {
-                    notes.info(format_args!("{}", TooLongCommand(&self.input.buf[..filled])));
+                    notes.info(format_args!(
+                        "{}",
+                        TooLongCommand(&self.input.buf[..filled])
+                    ));
                 }
                 if kind.counts_as_error() {
                     sh.errors += 1;
@@ -320,14 +323,34 @@ mod tests {
         let fc = conf(&server, methods(false));
         let cases: &[(&[u8], &str, Step)] = &[
             (b"HELO h\r\n", "250 mx\r\n", Step::NeedInput),
-            (b"EHLO h\r\n", "250-mx\r\n250 AUTH PLAIN LOGIN\r\n", Step::NeedInput),
-            (b"EHLO\r\n", "501 5.5.4 Invalid argument\r\n", Step::NeedInput),
+            (
+                b"EHLO h\r\n",
+                "250-mx\r\n250 AUTH PLAIN LOGIN\r\n",
+                Step::NeedInput,
+            ),
+            (
+                b"EHLO\r\n",
+                "501 5.5.4 Invalid argument\r\n",
+                Step::NeedInput,
+            ),
             (b"NOOP\r\n", "250 2.0.0 OK\r\n", Step::NeedInput),
             (b"RSET\r\n", "250 2.0.0 OK\r\n", Step::NeedInput),
             (b"QUIT\r\n", "221 2.0.0 Bye\r\n", Step::Quit),
-            (b"VRFY x\r\n", "500 5.5.1 Invalid command\r\n", Step::NeedInput),
-            (b"STARTTLS\r\n", "500 5.5.1 Invalid command\r\n", Step::NeedInput),
-            (b"AUTH\r\n", "501 5.5.4 Invalid argument\r\n", Step::NeedInput),
+            (
+                b"VRFY x\r\n",
+                "500 5.5.1 Invalid command\r\n",
+                Step::NeedInput,
+            ),
+            (
+                b"STARTTLS\r\n",
+                "500 5.5.1 Invalid command\r\n",
+                Step::NeedInput,
+            ),
+            (
+                b"AUTH\r\n",
+                "501 5.5.4 Invalid argument\r\n",
+                Step::NeedInput,
+            ),
             (b"AUTH PLAIN\r\n", "334 \r\n", Step::NeedInput),
             (b"AUTH PLAIN AHUAcA==\r\n", "", Step::Auth),
             (

@@ -314,7 +314,8 @@ impl Login {
                 if !sh.passwd_set {
                     return LoginStep::Failed(LoginError::NoPassword);
                 }
-                let mut plain = Vec::with_capacity(2 + sh.creds.login.len() + sh.creds.passwd.len());
+                let mut plain =
+                    Vec::with_capacity(2 + sh.creds.login.len() + sh.creds.passwd.len());
                 plain.push(0);
                 plain.extend_from_slice(&sh.creds.login);
                 plain.push(0);
@@ -395,8 +396,10 @@ mod tests {
     }
 
     fn shared(login: &str, pass: &str) -> Shared {
-        let mut sh = Shared::default();
-        sh.passwd_set = true;
+        let mut sh = Shared {
+            passwd_set: true,
+            ..Shared::default()
+        };
         sh.creds.login = login.into();
         sh.creds.passwd = pass.into();
         sh
@@ -502,10 +505,12 @@ mod tests {
         );
         assert!(matches!(r, LoginStep::LoggedIn { .. }));
 
-        let mut sh = Shared::default();
-        sh.auth_method = AuthMethod::None;
-        sh.smtp_from = b"MAIL FROM:<a>".to_vec();
-        sh.smtp_to = b"RCPT TO:<b>".to_vec();
+        let sh = Shared {
+            auth_method: AuthMethod::None,
+            smtp_from: b"MAIL FROM:<a>".to_vec(),
+            smtp_to: b"RCPT TO:<b>".to_vec(),
+            ..Shared::default()
+        };
         let mut c = conf(Protocol::Smtp);
         c.xclient = false;
         let r = transcript(
