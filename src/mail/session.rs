@@ -1207,3 +1207,147 @@ impl Handler for Session {
         self.stage = Stage::Closed;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Accepted, Acceptor, Command, Control, EventLoop, ListenSock, Listening};
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::os::fd::RawFd;
+
+    struct TestAcceptor(Arc<ServerCtx>);
+
+    impl Acceptor for TestAcceptor {
+        fn accept(&mut self, conn: Accepted, ctx: &mut Ctx<'_>) -> Option<Box<dyn Handler>> {
+            let s = Session::start(self.0.clone(), conn.stream, &conn.peer, ctx)?;
+            Some(Box::new(s))
+        }
+    }
+
+    /// Stops the loop when the test thread writes to the pipe.
+    struct Stop(std::os::unix::net::UnixStream);
+
+    impl Control for Stop {
+        fn fds(&self) -> Vec<RawFd> {
+            use std::os::fd::AsRawFd;
+            vec![self.0.as_raw_fd()]
+        }
+        fn poll(&mut self) -> Vec<Command> {
+            vec![Command::Terminate]
+        }
+    }
+
+    fn listener() -> (std::net::TcpListener, u16) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        (l, port)
+    }
+
+    /// IMAP over loopback: greeting, pipelined LOGIN with a literal,
+    /// auth_http, backend login and relay of the pipelined command.
+    #[test]
+    fn imap_session_over_loopback() {
+        let (auth_l, auth_port) = listener();
+        let (backend_l, backend_port) = listener();
+        let srv_conf = crate::mail::test_support::config(&format!(
+            "auth_http 127.0.0.1:{auth_port}/a; server {{ listen 127.0.0.1:1; protocol imap; }}"
+        ))
+        .mail
+        .unwrap()
+        .servers
+        .remove(0);
+        let srv = Arc::new(ServerCtx::new(&srv_conf, Arc::new(Log::stderr()), "test"));
+        let auth = std::thread::spawn(move || {
+            let (mut c, _) = auth_l.accept().unwrap();
+            let mut req = Vec::new();
+            let mut b = [0u8; 1024];
+            while !req.ends_with(b"\r\n\r\n") {
+                let n = c.read(&mut b).unwrap();
+                req.extend_from_slice(&b[..n]);
+            }
+            write!(
+                c,
+                "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.0.1\r\nAuth-Port: {backend_port}\r\n\r\n"
+            )
+            .unwrap();
+            String::from_utf8(req).unwrap()
+        });
+        let backend = std::thread::spawn(move || {
+            let (c, _) = backend_l.accept().unwrap();
+            let mut w = c.try_clone().unwrap();
+            let mut r = BufReader::new(c);
+            w.write_all(b"* OK backend\r\n").unwrap();
+            let mut got = Vec::new();
+            for reply in ["+ u\r\n", "+ p\r\n", "t1 OK in\r\n", "t2 OK noop\r\n"] {
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                got.push(line);
+                w.write_all(reply.as_bytes()).unwrap();
+            }
+            got
+        });
+        let (l, port) = listener();
+        l.set_nonblocking(true).unwrap();
+        let mut lp = EventLoop::new(
+            vec![Listening {
+                sock: ListenSock::Tcp(mio::net::TcpListener::from_std(l)),
+                addr_text: "test".into(),
+                id: 0,
+            }],
+            Box::new(TestAcceptor(srv)),
+            crate::event::Settings {
+                worker_connections: 16,
+                multi_accept: false,
+                timer_resolution: None,
+                shutdown_timeout: None,
+                debug_connection: Vec::new(),
+                reserved: 0,
+            },
+            Box::new(|| 1),
+        )
+        .unwrap();
+        let (stop_a, stop_b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let client = std::thread::spawn(move || {
+            let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let mut w = c.try_clone().unwrap();
+            let mut r = BufReader::new(c);
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            assert_eq!(line, "* OK IMAP4 ready\r\n");
+            w.write_all(b"t1 LOGIN {4}\r\n").unwrap();
+            line.clear();
+            r.read_line(&mut line).unwrap();
+            assert_eq!(line, "+ OK\r\n");
+            w.write_all(b"user secret\r\nt2 NOOP\r\n").unwrap();
+            let mut lines = Vec::new();
+            for _ in 0..2 {
+                line.clear();
+                r.read_line(&mut line).unwrap();
+                lines.push(line.clone());
+            }
+            let mut stop = stop_a;
+            stop.write_all(b"x").unwrap();
+            lines
+        });
+        lp.run(&mut Stop(stop_b)).unwrap();
+        assert_eq!(
+            client.join().unwrap(),
+            vec!["t1 OK in\r\n", "t2 OK noop\r\n"]
+        );
+        let req = auth.join().unwrap();
+        assert!(
+            req.contains("Auth-User: user\r\nAuth-Pass: secret\r\n"),
+            "{req}"
+        );
+        assert!(req.contains("Auth-Login-Attempt: 1\r\n"), "{req}");
+        assert_eq!(
+            backend.join().unwrap(),
+            vec![
+                "t1 LOGIN {4}\r\n",
+                "user {6}\r\n",
+                "secret\r\n",
+                "t2 NOOP\r\n"
+            ]
+        );
+    }
+}
