@@ -38,19 +38,20 @@ export POSTERN_PID_PATH       = $(PID_PATH)
 export POSTERN_ERROR_LOG_PATH = $(ERROR_LOG_PATH)
 export POSTERN_LOCK_PATH      = $(LOCK_PATH)
 
-# Packages `make test` needs on Debian: the toolchain's C side for
-# openssl-sys, the system OpenSSL, and the Perl modules of t/.
-TEST_PACKAGES  = gcc libc6-dev pkg-config libssl-dev openssl perl procps \
+# Packages the build needs on Debian: the toolchain's C side for the -sys
+# crates, the system OpenSSL and c-ares; `make test` adds what t/ needs.
+BUILD_PACKAGES = gcc libc6-dev pkg-config libssl-dev libc-ares-dev
+TEST_PACKAGES  = $(BUILD_PACKAGES) openssl perl procps \
                  libio-socket-ssl-perl libnet-ssleay-perl
 
 RUN_DIR        = $(CURDIR)/target/quickstart
 SUDO           = $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: all build run test test-deps install lint fuzz clean
+.PHONY: all build build-deps run test test-deps install lint fuzz clean
 
 all: build
 
-build:
+build: build-deps
 	$(CARGO) build --release
 
 run: build
@@ -63,9 +64,10 @@ run: build
 	@echo "  log   $(RUN_DIR)/logs/error.log and this terminal; Ctrl-C stops it"
 	./target/release/postern -p $(RUN_DIR) -c conf/postern.conf
 
-test-deps:
+# Install whichever of the packages named in $(1) are missing.
+define apt_install
 	@missing=""; \
-	for p in $(TEST_PACKAGES); do \
+	for p in $(1); do \
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" \
 	        || missing="$$missing $$p"; \
 	done; \
@@ -74,6 +76,13 @@ test-deps:
 	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+endef
+
+build-deps:
+	$(call apt_install,$(BUILD_PACKAGES))
+
+test-deps:
+	$(call apt_install,$(TEST_PACKAGES))
 
 test: test-deps
 	$(CARGO) build

@@ -14,3 +14,5 @@ pub mod event;
 pub mod logging;
 pub mod mail;
 pub mod process;
+pub mod shm;
+pub mod tls;

@@ -163,7 +163,7 @@ fn parse_inet(text: &str, opts: UrlOptions) -> Result<Url, &'static str> {
     let mut port_at = text.find(':');
     let mut uri_at = text.find('/');
     if let Some(args) = text.find('?') {
-        if uri_at.map_or(true, |u| args < u) {
+        if uri_at.is_none_or(|u| args < u) {
             uri_at = Some(args);
         }
     }

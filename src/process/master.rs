@@ -371,11 +371,22 @@ impl Master {
             let proc = self.procs.iter_mut().find(|p| p.pid == pid);
             let name = proc.as_ref().map_or("unknown process", |p| p.name);
             match status {
-                ExitStatus::Signal { signo, core } => log!(
-                    Level::Alert,
-                    "{name} {pid} exited on signal {signo}{}",
-                    if core { " (core dumped)" } else { "" }
-                ),
+                ExitStatus::Signal { signo, core } => {
+                    log!(
+                        Level::Alert,
+                        "{name} {pid} exited on signal {signo}{}",
+                        if core { " (core dumped)" } else { "" }
+                    );
+                    // The next locker recovers a lock the dead worker held
+                    // (robust mutex); the operator still hears about it.
+                    for zone in self.cycle.zones.locked_by(pid) {
+                        log!(
+                            Level::Alert,
+                            "shared memory zone \"{}\" was locked by {pid}",
+                            zone.name()
+                        );
+                    }
+                }
                 ExitStatus::Code(code) => {
                     log!(Level::Notice, "{name} {pid} exited with code {code}")
                 }
@@ -450,7 +461,7 @@ impl Master {
             return false;
         };
         let mut old = std::mem::take(&mut self.cycle.listeners);
-        let Some(new) = init_cycle(config, &mut old) else {
+        let Some(new) = init_cycle(config, &mut old, &self.cycle.zones) else {
             self.cycle.listeners = old;
             return false;
         };
@@ -656,7 +667,7 @@ impl SingleControl {
     fn reload(&mut self) -> Option<Command> {
         let config = super::load_logged(&self.opts)?;
         let mut old = std::mem::take(&mut self.cycle.listeners);
-        let Some(new) = init_cycle(config, &mut old) else {
+        let Some(new) = init_cycle(config, &mut old, &self.cycle.zones) else {
             self.cycle.listeners = old;
             return None;
         };

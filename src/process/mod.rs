@@ -18,6 +18,7 @@ mod worker;
 
 use crate::conf::{self, Config, Level, LoadOptions, Loaded};
 use crate::logging::{self, errno_suffix, ConfigLogs};
+use crate::shm::ZoneSet;
 use listen::Listener;
 use std::sync::Arc;
 
@@ -36,6 +37,9 @@ pub(crate) struct Cycle {
     pub logs: Arc<ConfigLogs>,
     pub listeners: Vec<Listener>,
     pub counter: Arc<sys::SharedCounter>,
+    /// Shared-memory zones (TLS session caches), mapped before the workers
+    /// are forked and kept across reloads when name and size are unchanged.
+    pub zones: ZoneSet,
 }
 
 /// nginx refuses a configuration whose `worker_connections` cannot even
@@ -93,7 +97,14 @@ pub fn test_config(config: &Config) -> bool {
 /// Build a new cycle from a loaded configuration, taking over matching
 /// sockets from `old` (a previous cycle's, or inherited ones). On failure
 /// everything is logged and `old` is left as it was.
-pub(crate) fn init_cycle(config: Config, old: &mut Vec<Listener>) -> Option<Cycle> {
+/// Set up a cycle for `config`, reusing the listening sockets in `old` and
+/// the shared-memory zones of `old_zones` where they are unchanged; on
+/// failure everything is logged and the running cycle stays as it was.
+pub(crate) fn init_cycle(
+    config: Config,
+    old: &mut Vec<Listener>,
+    old_zones: &ZoneSet,
+) -> Option<Cycle> {
     if let Err(msg) = check_config(&config) {
         log!(Level::Emerg, "{msg}");
         return None;
@@ -110,6 +121,20 @@ pub(crate) fn init_cycle(config: Config, old: &mut Vec<Listener>) -> Option<Cycl
         .as_ref()
         .map(|m| listen::group(&m.listens))
         .unwrap_or_default();
+    let wanted = config.mail.as_ref().map_or(&[][..], |m| &m.shm_zones[..]);
+    let zones = match old_zones.reconcile(wanted) {
+        Ok(z) => z,
+        Err(e) => {
+            let level = if e.is_emerg() {
+                Level::Emerg
+            } else {
+                Level::Alert
+            };
+            let errno = e.err.as_ref().map(errno_suffix).unwrap_or_default();
+            log!(level, "{e}{errno}");
+            return None;
+        }
+    };
     let mut sink = |level: Level, msg: String| log!(level, "{msg}");
     let listeners = listen::open_all(&specs, old, &mut sink).ok()?;
     let counter = match sys::SharedCounter::new() {
@@ -128,6 +153,7 @@ pub(crate) fn init_cycle(config: Config, old: &mut Vec<Listener>) -> Option<Cycl
         logs,
         listeners,
         counter,
+        zones,
     })
 }
 
@@ -159,7 +185,7 @@ fn check_rlimit(config: &Config) {
     if let Ok((cur, _)) = sys::getrlimit(sys::Resource::NoFile) {
         let conns = config.events.worker_connections as u64;
         let nofile = config.main.worker_rlimit_nofile;
-        if conns > cur && nofile.map_or(true, |n| conns > n) {
+        if conns > cur && nofile.is_none_or(|n| conns > n) {
             log!(
                 Level::Warn,
                 "{conns} worker_connections exceed open file resource limit: {}",
@@ -194,7 +220,7 @@ fn inherited_listeners() -> (bool, Vec<Listener>) {
 pub fn run(opts: &LoadOptions, loaded: Loaded) -> i32 {
     let config = loaded.config;
     let (inherited, mut old) = inherited_listeners();
-    let Some(cycle) = init_cycle(config, &mut old) else {
+    let Some(cycle) = init_cycle(config, &mut old, &ZoneSet::new()) else {
         return 1;
     };
     let mut sink = |level: Level, msg: String| log!(level, "{msg}");

@@ -605,8 +605,7 @@ fn response_without_status_line_read_as_headers() {
     // "HTTX/…" is then a header name with '/' in it.
     let (_, result) = parse(b"HTTX/1.0 200 OK\r\nAuth-Status: x\r\n\r\n");
     assert_eq!(result, Err(AuthHttpError::InvalidHeader));
-    // "HTTP" alone followed by ':' is also a header line… with a bad name? No:
-    // "HTTP:" mismatches at ':' and "HTTP: v" is a fine header.
+    // "HTTP:" mismatches at ':', so "HTTP: v" is read as a header.
     let r = complete("HTTP: v\r\nAuth-Status: y\r\n\r\n");
     assert!(matches!(
         r.outcome(Protocol::Pop3, b"", true),

@@ -713,7 +713,7 @@ mod tests {
     #[test]
     fn too_long() {
         let mut line = b"a LOGIN ".to_vec();
-        line.extend(std::iter::repeat(b'x').take(100));
+        line.extend(std::iter::repeat_n(b'x', 100));
         for chunk in [1, 9, 200] {
             assert_eq!(
                 drive(&line, chunk, 64),

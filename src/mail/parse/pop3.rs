@@ -210,14 +210,14 @@ mod tests {
     #[test]
     fn too_long() {
         let mut line = b"USER ".to_vec();
-        line.extend(std::iter::repeat(b'x').take(200));
+        line.extend(std::iter::repeat_n(b'x', 200));
         for chunk in [1, 5, 300] {
             let events = drive(&line, chunk, POP3_BUFFER_SIZE);
             assert_eq!(events, vec![(Status::Invalid(Invalid::TooLong), vec![])]);
         }
         // An invalid line is skipped without freeing space: it too fills up.
         let mut line = b"ZZZZ ".to_vec();
-        line.extend(std::iter::repeat(b'x').take(200));
+        line.extend(std::iter::repeat_n(b'x', 200));
         let events = drive(&line, 10, POP3_BUFFER_SIZE);
         assert_eq!(events, vec![(Status::Invalid(Invalid::TooLong), vec![])]);
     }
@@ -225,7 +225,7 @@ mod tests {
     #[test]
     fn exact_fit_is_not_too_long() {
         let mut line = b"USER ".to_vec();
-        line.extend(std::iter::repeat(b'x').take(POP3_BUFFER_SIZE - 7));
+        line.extend(std::iter::repeat_n(b'x', POP3_BUFFER_SIZE - 7));
         line.extend(b"\r\n");
         assert_eq!(line.len(), POP3_BUFFER_SIZE);
         let events = drive(&line, 1, POP3_BUFFER_SIZE);

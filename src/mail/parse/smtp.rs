@@ -279,7 +279,7 @@ mod tests {
     #[test]
     fn too_long() {
         let mut line = b"MAIL FROM:<".to_vec();
-        line.extend(std::iter::repeat(b'x').take(600));
+        line.extend(std::iter::repeat_n(b'x', 600));
         for chunk in [1, 100, 1000] {
             let events = drive(&line, chunk, 512);
             assert_eq!(events.len(), 1);
