@@ -21,10 +21,11 @@ use super::caps::Replies;
 use super::front::{internal_server_error, AuthMethod, FrontConf, Notes, Shared, Step};
 use super::imap::Imap;
 use super::pop3::Pop3;
+use super::proxy_protocol::{self, Endpoint, WriteError};
 use super::relay::{Outcome as RelayOutcome, Pipe, Relay, Side};
 use super::smtp::{self, Smtp};
 use super::upstream::{Login, LoginConf, LoginError, LoginStep};
-use crate::conf::{AuthHttpPeer, Level, Protocol, ServerConf, StartTls};
+use crate::conf::{AuthHttpPeer, Level, Protocol, ProxyProtocolVersion, ServerConf, StartTls};
 use crate::event::{Ctx, Handler, Io, IoStatus, Next, Peer, Readiness, Stream, TimerId};
 use crate::logging::{Extra, Log};
 use mio::event::Source;
@@ -315,6 +316,9 @@ pub struct Session {
     client_ipv6: bool,
     /// Client host for Client-Host / XCLIENT NAME (SMTP).
     client_host: Vec<u8>,
+    /// Socket addresses for a PROXY protocol header to the backend.
+    client_sock: Option<SocketAddr>,
+    local_sock: Option<SocketAddr>,
     sh: Shared,
     login_attempt: u64,
     out: Vec<u8>,
@@ -405,6 +409,7 @@ impl Session {
         srv: Arc<ServerCtx>,
         stream: Stream,
         peer: &Peer,
+        local: Option<SocketAddr>,
         ctx: &mut Ctx<'_>,
     ) -> Option<Session> {
         if let Stream::Tcp(s) = &stream {
@@ -436,6 +441,11 @@ impl Session {
             client_addr,
             client_ipv6,
             client_host,
+            client_sock: match peer {
+                Peer::Inet(a) => Some(*a),
+                Peer::Unix => None,
+            },
+            local_sock: local,
             sh: Shared::default(),
             login_attempt: 0,
             out: Vec::with_capacity(512),
@@ -893,6 +903,14 @@ impl Session {
             return Stage::Commands(front);
         }
         self.set_timer(ctx, conf.timeout, Timer::Backend);
+        let header = match self.proxy_protocol_header() {
+            Ok(h) => h,
+            Err(e) => {
+                self.log(Level::Alert, None, format_args!("{e}"));
+                self.internal_error();
+                return Stage::Commands(front);
+            }
+        };
         let login = Login::new(LoginConf {
             protocol: conf.protocol,
             server_name: conf.server_name.clone(),
@@ -909,10 +927,27 @@ impl Session {
             login,
             buf: vec![0u8; conf.proxy.buffer_size.max(1)].into_boxed_slice(),
             filled: 0,
-            header: None,
+            header,
             readable: true,
             writable: true,
         }))
+    }
+
+    /// The PROXY protocol header for the backend (`proxy_protocol on|v2`).
+    fn proxy_protocol_header(&self) -> Result<Option<Vec<u8>>, WriteError> {
+        let endpoint = |a: Option<SocketAddr>| match a {
+            Some(a) => Endpoint::Inet(a),
+            None => Endpoint::Unix(b""),
+        };
+        let client = endpoint(self.client_sock);
+        let local = endpoint(self.local_sock);
+        let mut buf = [0u8; proxy_protocol::MAX_HEADER];
+        let n = match self.srv.conf.proxy.proxy_protocol {
+            ProxyProtocolVersion::Off => return Ok(None),
+            ProxyProtocolVersion::V1 => proxy_protocol::write_v1(client, local, &mut buf)?,
+            ProxyProtocolVersion::V2 => proxy_protocol::write_v2(client, local, None, &mut buf)?,
+        };
+        Ok(Some(buf[..n].to_vec()))
     }
 
     fn backend(&mut self, ctx: &mut Ctx<'_>, mut b: Box<BackendStage>) -> (Stage, bool) {
@@ -1219,7 +1254,7 @@ mod tests {
 
     impl Acceptor for TestAcceptor {
         fn accept(&mut self, conn: Accepted, ctx: &mut Ctx<'_>) -> Option<Box<dyn Handler>> {
-            let s = Session::start(self.0.clone(), conn.stream, &conn.peer, ctx)?;
+            let s = Session::start(self.0.clone(), conn.stream, &conn.peer, conn.local, ctx)?;
             Some(Box::new(s))
         }
     }

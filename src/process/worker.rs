@@ -66,7 +66,7 @@ impl Acceptor for MailAcceptor {
                 ctx.number, conn.peer, listen.addr_text
             ),
         );
-        let session = Session::start(srv, conn.stream, &conn.peer, ctx)?;
+        let session = Session::start(srv, conn.stream, &conn.peer, conn.local, ctx)?;
         Some(Box::new(session))
     }
 }
