@@ -41,28 +41,26 @@ export POSTERN_LOCK_PATH      = $(LOCK_PATH)
 # Packages the build needs on Debian: the toolchain's C side for the -sys
 # crates, the system OpenSSL and c-ares; `make test` adds what t/ needs.
 BUILD_PACKAGES = gcc libc6-dev pkg-config libssl-dev libc-ares-dev
+# The quickstart's backend: Dovecot for IMAP and POP3, and curl to try it.
+RUN_PACKAGES   = dovecot-imapd dovecot-pop3d curl perl
 TEST_PACKAGES  = $(BUILD_PACKAGES) openssl perl procps \
                  libio-socket-ssl-perl libnet-ssleay-perl
 
 RUN_DIR        = $(CURDIR)/target/quickstart
 SUDO           = $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: all build build-deps run test test-deps install lint fuzz clean
+.PHONY: all build build-deps run run-deps test test-deps install lint fuzz clean
 
 all: build
 
 build: build-deps
 	$(CARGO) build --release
 
-run: build
-	@mkdir -p $(RUN_DIR)/logs $(RUN_DIR)/conf
-	@cp docs/quickstart/postern.conf $(RUN_DIR)/conf/postern.conf
-	@echo "Postern quickstart: prefix $(RUN_DIR)"
-	@echo "  IMAP  127.0.0.1:8143   (try: nc 127.0.0.1 8143)"
-	@echo "  POP3  127.0.0.1:8110"
-	@echo "  SMTP  127.0.0.1:8025"
-	@echo "  log   $(RUN_DIR)/logs/error.log and this terminal; Ctrl-C stops it"
-	./target/release/postern -p $(RUN_DIR) -c conf/postern.conf
+run: build run-deps
+	docs/quickstart/run.sh $(CURDIR)/target/release/postern $(RUN_DIR)
+
+run-deps:
+	$(call apt_install,$(RUN_PACKAGES))
 
 # Install whichever of the packages named in $(1) are missing.
 define apt_install

@@ -168,6 +168,9 @@ pub enum Next {
 /// Readiness delivered to a handler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Readiness {
+    /// Which of the connection's sources is ready: the index given to
+    /// [`Ctx::register_source`] (0 for [`Ctx::register`]).
+    pub source: usize,
     pub readable: bool,
     pub writable: bool,
     /// Hang-up or error reported by the kernel.
@@ -185,13 +188,45 @@ pub struct Ctx<'a> {
     pub debug: bool,
 }
 
+/// How many sources one connection may register (client, auth_http,
+/// backend, resolver sockets ...): the low bits of each token.
+pub const MAX_SOURCES: usize = 8;
+const SOURCE_BITS: u32 = MAX_SOURCES.trailing_zeros();
+
+fn source_token(slot: usize, source: usize) -> Token {
+    debug_assert!(source < MAX_SOURCES);
+    Token(slot << SOURCE_BITS | (source & (MAX_SOURCES - 1)))
+}
+
 impl Ctx<'_> {
-    /// Register a source of this connection.
+    /// Register the connection's main source (index 0).
     pub fn register(&self, src: &mut dyn Source, interest: Interest) -> io::Result<()> {
-        src.register(self.registry, Token(self.token), interest)
+        self.register_source(src, 0, interest)
     }
     pub fn reregister(&self, src: &mut dyn Source, interest: Interest) -> io::Result<()> {
-        src.reregister(self.registry, Token(self.token), interest)
+        self.reregister_source(src, 0, interest)
+    }
+    /// Register another source of this connection; its readiness comes
+    /// back with `Readiness::source == index` (below [`MAX_SOURCES`]).
+    pub fn register_source(
+        &self,
+        src: &mut dyn Source,
+        index: usize,
+        interest: Interest,
+    ) -> io::Result<()> {
+        src.register(self.registry, source_token(self.token, index), interest)
+    }
+    pub fn reregister_source(
+        &self,
+        src: &mut dyn Source,
+        index: usize,
+        interest: Interest,
+    ) -> io::Result<()> {
+        src.reregister(self.registry, source_token(self.token, index), interest)
+    }
+    /// Stop watching a source (before dropping it).
+    pub fn deregister(&self, src: &mut dyn Source) -> io::Result<()> {
+        src.deregister(self.registry)
     }
     /// Start a timer for this connection; `tag` comes back in `timeout`.
     pub fn add_timer(&mut self, after: Duration, tag: u32) -> TimerId {
@@ -301,7 +336,8 @@ struct Slot {
 
 /// The loop-owned timer for `worker_shutdown_timeout`.
 const LOOP_OWNER: usize = usize::MAX;
-/// Token space: connections use 0.., listeners and control fds the top.
+/// Token space: connections use 0.. (slot << SOURCE_BITS | source),
+/// listeners and control fds the top.
 const LISTEN_BASE: usize = usize::MAX / 2;
 const CONTROL_BASE: usize = usize::MAX / 2 + (1 << 20);
 
@@ -446,11 +482,12 @@ impl EventLoop {
                     }
                 } else {
                     let r = Readiness {
+                        source: t & (MAX_SOURCES - 1),
                         readable: ev.is_readable() || ev.is_read_closed(),
                         writable: ev.is_writable() || ev.is_write_closed(),
                         closed: ev.is_error(),
                     };
-                    self.dispatch(t, |h, ctx| h.ready(ctx, r));
+                    self.dispatch(t >> SOURCE_BITS, |h, ctx| h.ready(ctx, r));
                 }
             }
             if !self.exiting {

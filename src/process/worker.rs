@@ -7,6 +7,7 @@ use super::{env, log, title, Cycle};
 use crate::conf::{Config, CpuAffinity, Level, Listen, ListenAddr};
 use crate::event::{self, Accepted, Acceptor, Command, Control, Ctx, EventLoop, Handler};
 use crate::logging::{errno_suffix, ConfigLogs};
+use crate::mail::session::{ServerCtx, Session};
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -17,39 +18,46 @@ pub const CMD_QUIT: u8 = b'Q';
 pub const CMD_TERMINATE: u8 = b'T';
 pub const CMD_REOPEN: u8 = b'R';
 
-/// Until mail sessions exist: log the connection exactly as nginx's mail
-/// module does on accept, then close it.
-pub struct ClosingAcceptor {
+/// Serves accepted connections as mail sessions: logs the connection
+/// exactly as nginx's mail module does on accept, then starts a session
+/// with the server of the `listen` it came in on.
+pub struct MailAcceptor {
     listens: Vec<Listen>,
     specs: Vec<SocketSpec>,
-    logs: Arc<ConfigLogs>,
+    /// One per `listen` (same index), shared by its sessions.
+    servers: Vec<Arc<ServerCtx>>,
 }
 
-impl ClosingAcceptor {
-    pub fn new(config: &Config, specs: Vec<SocketSpec>, logs: Arc<ConfigLogs>) -> ClosingAcceptor {
-        ClosingAcceptor {
-            listens: config
-                .mail
-                .as_ref()
-                .map(|m| m.listens.clone())
-                .unwrap_or_default(),
+impl MailAcceptor {
+    pub fn new(config: &Config, specs: Vec<SocketSpec>, logs: Arc<ConfigLogs>) -> MailAcceptor {
+        let listens: Vec<Listen> = config
+            .mail
+            .as_ref()
+            .map(|m| m.listens.clone())
+            .unwrap_or_default();
+        let servers = listens
+            .iter()
+            .filter_map(|l| {
+                let conf = config.mail.as_ref()?.servers.get(l.server)?;
+                let log = logs.servers.get(l.server).unwrap_or(&logs.main).clone();
+                Some(Arc::new(ServerCtx::new(conf, log, &l.addr_text)))
+            })
+            .collect();
+        MailAcceptor {
+            listens,
             specs,
-            logs,
+            servers,
         }
     }
 }
 
-impl Acceptor for ClosingAcceptor {
+impl Acceptor for MailAcceptor {
     fn accept(&mut self, conn: Accepted, ctx: &mut Ctx<'_>) -> Option<Box<dyn Handler>> {
         let spec = self.specs.get(conn.listening)?;
         let entry = spec.entry_for(&self.listens, conn.local.as_ref());
         let listen = self.listens.get(entry)?;
-        let log = self
-            .logs
-            .servers
-            .get(listen.server)
-            .unwrap_or(&self.logs.main);
-        log.write_conn(
+        let srv = self.servers.get(entry)?.clone();
+        srv.log.write_conn(
             Level::Info,
             None,
             ctx.debug,
@@ -58,7 +66,8 @@ impl Acceptor for ClosingAcceptor {
                 ctx.number, conn.peer, listen.addr_text
             ),
         );
-        None
+        let session = Session::start(srv, conn.stream, &conn.peer, conn.local, ctx)?;
+        Some(Box::new(session))
     }
 }
 
@@ -66,11 +75,7 @@ impl Acceptor for ClosingAcceptor {
 /// sessions plug in (`specs[i]` describes the loop's listening socket
 /// `i`; `SocketSpec::entry_for` finds the `listen` and so the server).
 pub(crate) fn acceptor(cycle: &Cycle, specs: Vec<SocketSpec>) -> Box<dyn Acceptor> {
-    Box::new(ClosingAcceptor::new(
-        &cycle.config,
-        specs,
-        cycle.logs.clone(),
-    ))
+    Box::new(MailAcceptor::new(&cycle.config, specs, cycle.logs.clone()))
 }
 
 /// Turn the process's listening sockets into the loop's.

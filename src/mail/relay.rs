@@ -1,0 +1,321 @@
+//! The relay after login, as nginx's mail proxy handler: one fixed buffer
+//! per direction (the client buffer towards the backend, `proxy_buffer`
+//! towards the client), readiness-driven, with backpressure: a side is
+//! read only while its buffer has room, so a peer that cannot take more
+//! stops the reading of the other side.
+//!
+//! The session ends when a side has reached end of file and everything it
+//! sent was delivered, or when both sides are at end of file (nginx does
+//! not half-close). A read error counts as end of file (and is logged); a
+//! write error ends the session at once.
+
+use crate::event::{Io, IoStatus};
+use std::io;
+
+/// One direction: bytes read from a source wait in `buf[pos..last]`.
+#[derive(Debug)]
+pub struct Pipe {
+    buf: Box<[u8]>,
+    pos: usize,
+    last: usize,
+    /// The source reached end of file (or failed).
+    pub eof: bool,
+}
+
+impl Pipe {
+    pub fn new(buf: Box<[u8]>, pos: usize, last: usize) -> Pipe {
+        Pipe {
+            buf,
+            pos,
+            last,
+            eof: false,
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.pos == self.last
+    }
+}
+
+/// Readiness of one socket as the relay tracks it (edge-triggered: a
+/// flag stays set until an operation reports would-block).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ready {
+    pub readable: bool,
+    pub writable: bool,
+}
+
+/// Which side an I/O problem happened on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Client,
+    Backend,
+}
+
+/// What the session logs and does after a relay run.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Keep going.
+    Continue,
+    /// `proxied session done`.
+    Done,
+    /// A write failed: close without the "done" line (the error is
+    /// logged as `send() failed`).
+    WriteFailed(Side, io::Error),
+}
+
+/// A read error to log (`recv() failed`), then treated as end of file.
+pub type ReadError = (Side, io::Error);
+
+#[derive(Debug)]
+pub struct Relay {
+    /// Client to backend.
+    pub up: Pipe,
+    /// Backend to client.
+    pub down: Pipe,
+    pub client: Ready,
+    pub backend: Ready,
+}
+
+/// Move bytes from `src` to `dst` through `pipe` until nothing more can
+/// move: nginx's loop (write what is buffered, read while there is room).
+fn pump(
+    pipe: &mut Pipe,
+    src: &mut dyn Io,
+    src_ready: &mut Ready,
+    dst: &mut dyn Io,
+    dst_ready: &mut Ready,
+) -> Result<Option<io::Error>, io::Error> {
+    let mut read_error = None;
+    loop {
+        if pipe.pos < pipe.last && dst_ready.writable {
+            match dst.write(&pipe.buf[pipe.pos..pipe.last])? {
+                IoStatus::Done(n) => {
+                    pipe.pos += n;
+                    if pipe.pos == pipe.last {
+                        pipe.pos = 0;
+                        pipe.last = 0;
+                    }
+                }
+                IoStatus::WouldBlock => dst_ready.writable = false,
+                IoStatus::Closed => {
+                    return Err(io::Error::from_raw_os_error(libc::EPIPE));
+                }
+            }
+        }
+        if pipe.last < pipe.buf.len() && src_ready.readable && !pipe.eof {
+            match src.read(&mut pipe.buf[pipe.last..]) {
+                Ok(IoStatus::Done(n)) => {
+                    pipe.last += n;
+                    continue;
+                }
+                Ok(IoStatus::WouldBlock) => src_ready.readable = false,
+                Ok(IoStatus::Closed) => pipe.eof = true,
+                Err(e) => {
+                    pipe.eof = true;
+                    read_error = Some(e);
+                }
+            }
+        } else if pipe.pos < pipe.last && dst_ready.writable {
+            // The buffer is full (or the source is done) and the peer can
+            // still take more.
+            continue;
+        }
+        return Ok(read_error);
+    }
+}
+
+impl Relay {
+    /// `up` holds client bytes already read (pipelined after login),
+    /// `down` the backend's last login reply for the client.
+    pub fn new(up: Pipe, down: Pipe) -> Relay {
+        Relay {
+            up,
+            down,
+            client: Ready {
+                readable: true,
+                writable: true,
+            },
+            backend: Ready {
+                readable: true,
+                writable: true,
+            },
+        }
+    }
+
+    /// Run both directions; read errors are reported through `on_read_error`.
+    pub fn run(
+        &mut self,
+        client: &mut dyn Io,
+        backend: &mut dyn Io,
+        on_read_error: &mut dyn FnMut(ReadError),
+    ) -> Outcome {
+        match pump(
+            &mut self.up,
+            client,
+            &mut self.client,
+            backend,
+            &mut self.backend,
+        ) {
+            Ok(Some(e)) => on_read_error((Side::Client, e)),
+            Ok(None) => {}
+            Err(e) => return Outcome::WriteFailed(Side::Backend, e),
+        }
+        match pump(
+            &mut self.down,
+            backend,
+            &mut self.backend,
+            client,
+            &mut self.client,
+        ) {
+            Ok(Some(e)) => on_read_error((Side::Backend, e)),
+            Ok(None) => {}
+            Err(e) => return Outcome::WriteFailed(Side::Client, e),
+        }
+        if (self.up.eof && self.up.is_empty())
+            || (self.down.eof && self.down.is_empty())
+            || (self.up.eof && self.down.eof)
+        {
+            return Outcome::Done;
+        }
+        Outcome::Continue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    /// A scripted stream: reads come from `input` chunks (then
+    /// would-block, or end of file when `closed`), writes accept at most
+    /// `room` bytes before blocking.
+    #[derive(Default)]
+    struct Fake {
+        input: VecDeque<Vec<u8>>,
+        closed: bool,
+        written: Vec<u8>,
+        room: usize,
+        fail_write: bool,
+    }
+
+    impl Io for Fake {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<IoStatus> {
+            match self.input.front_mut() {
+                Some(chunk) => {
+                    let n = chunk.len().min(buf.len());
+                    buf[..n].copy_from_slice(&chunk[..n]);
+                    chunk.drain(..n);
+                    if chunk.is_empty() {
+                        self.input.pop_front();
+                    }
+                    Ok(IoStatus::Done(n))
+                }
+                None if self.closed => Ok(IoStatus::Closed),
+                None => Ok(IoStatus::WouldBlock),
+            }
+        }
+        fn write(&mut self, buf: &[u8]) -> io::Result<IoStatus> {
+            if self.fail_write {
+                return Err(io::Error::from_raw_os_error(libc::EPIPE));
+            }
+            let n = buf.len().min(self.room);
+            if n == 0 {
+                return Ok(IoStatus::WouldBlock);
+            }
+            self.room -= n;
+            self.written.extend_from_slice(&buf[..n]);
+            Ok(IoStatus::Done(n))
+        }
+    }
+
+    fn relay(size: usize, greeting: &[u8]) -> Relay {
+        let mut down = vec![0u8; size];
+        down[..greeting.len()].copy_from_slice(greeting);
+        Relay::new(
+            Pipe::new(vec![0u8; size].into_boxed_slice(), 0, 0),
+            Pipe::new(down.into_boxed_slice(), 0, greeting.len()),
+        )
+    }
+
+    #[test]
+    fn forwards_both_ways_and_finishes_on_eof() {
+        let mut r = relay(8, b"+OK hi\r\n");
+        let mut client = Fake {
+            input: VecDeque::from(vec![b"LIST\r\nRETR 1\r\n".to_vec()]),
+            room: 1000,
+            ..Fake::default()
+        };
+        let mut backend = Fake {
+            input: VecDeque::from(vec![b"+OK 1 message\r\n".to_vec()]),
+            room: 1000,
+            ..Fake::default()
+        };
+        let mut errs = Vec::new();
+        let o = r.run(&mut client, &mut backend, &mut |e| errs.push(e));
+        assert!(matches!(o, Outcome::Continue));
+        assert_eq!(backend.written, b"LIST\r\nRETR 1\r\n");
+        assert_eq!(client.written, b"+OK hi\r\n+OK 1 message\r\n");
+        backend.closed = true;
+        r.backend.readable = true;
+        let o = r.run(&mut client, &mut backend, &mut |e| errs.push(e));
+        assert!(matches!(o, Outcome::Done));
+        assert!(errs.is_empty());
+    }
+
+    #[test]
+    fn backpressure_stops_reading_until_peer_drains() {
+        let mut r = relay(4, b"");
+        let mut client = Fake {
+            input: VecDeque::from(vec![b"0123456789".to_vec()]),
+            room: 1000,
+            ..Fake::default()
+        };
+        let mut backend = Fake {
+            room: 3,
+            ..Fake::default()
+        };
+        let o = r.run(&mut client, &mut backend, &mut |_| {});
+        assert!(matches!(o, Outcome::Continue));
+        // 3 bytes went through; the 4-byte buffer still holds one and is
+        // not compacted, so the rest stays in the client.
+        assert_eq!(backend.written, b"012");
+        assert!(!r.backend.writable);
+        assert_eq!(client.input.iter().map(|c| c.len()).sum::<usize>(), 6);
+        backend.room = 100;
+        r.backend.writable = true;
+        let o = r.run(&mut client, &mut backend, &mut |_| {});
+        assert!(matches!(o, Outcome::Continue));
+        assert_eq!(backend.written, b"0123456789");
+    }
+
+    #[test]
+    fn client_eof_waits_for_its_data_to_drain() {
+        let mut r = relay(16, b"");
+        let mut client = Fake {
+            input: VecDeque::from(vec![b"QUIT\r\n".to_vec()]),
+            closed: true,
+            room: 1000,
+            ..Fake::default()
+        };
+        let mut backend = Fake::default();
+        let o = r.run(&mut client, &mut backend, &mut |_| {});
+        assert!(matches!(o, Outcome::Continue));
+        backend.room = 100;
+        r.backend.writable = true;
+        let o = r.run(&mut client, &mut backend, &mut |_| {});
+        assert!(matches!(o, Outcome::Done));
+        assert_eq!(backend.written, b"QUIT\r\n");
+    }
+
+    #[test]
+    fn write_error_ends_at_once() {
+        let mut r = relay(16, b"x");
+        let mut client = Fake {
+            fail_write: true,
+            ..Fake::default()
+        };
+        let mut backend = Fake::default();
+        let o = r.run(&mut client, &mut backend, &mut |_| {});
+        assert!(matches!(o, Outcome::WriteFailed(Side::Client, _)));
+    }
+}

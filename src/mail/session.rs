@@ -1,0 +1,1388 @@
+//! One mail session over the event loop: the only mail file that touches
+//! sockets. A [`Session`] owns the client stream and a [`Stage`] enum;
+//! each stage owns its own data and the session moves from one to the
+//! next by value:
+//!
+//! `Commands` (greeting and the protocol's front end; `SmtpDelay` first
+//! with `smtp_greeting_delay`) → `AuthHttp` (→ `AuthSleep` on Auth-Wait)
+//! → `Backend` (connect and log in) → `Relay` → closed.
+//!
+//! Sources registered with the loop: 0 the client, 1 auth_http, 2 the
+//! backend. `timeout` bounds everything before proxying (the backend login
+//! included), `auth_http_timeout` the auth_http exchange, `proxy_timeout`
+//! the relay (re-armed by client activity, as nginx does).
+//!
+//! Replies to the client are written in one piece with TCP_NODELAY on; a
+//! reply the socket cannot take at once is kept and flushed when the
+//! socket becomes writable, and the next command is only handled then.
+
+use super::auth_http::{self, AuthHttpResponse, AuthRequest, Outcome as AuthOutcome, Progress};
+use super::caps::Replies;
+use super::front::{internal_server_error, AuthMethod, FrontConf, Notes, Shared, Step};
+use super::imap::Imap;
+use super::pop3::Pop3;
+use super::proxy_protocol::{self, Endpoint, WriteError};
+use super::relay::{Outcome as RelayOutcome, Pipe, Relay, Side};
+use super::smtp::{self, Smtp};
+use super::upstream::{Login, LoginConf, LoginError, LoginStep};
+use crate::conf::{AuthHttpPeer, Level, Protocol, ProxyProtocolVersion, ServerConf, StartTls};
+use crate::event::{Ctx, Handler, Io, IoStatus, Next, Peer, Readiness, Stream, TimerId};
+use crate::logging::{Extra, Log};
+use mio::event::Source;
+use mio::net::{TcpStream, UnixStream};
+use mio::{Interest, Registry, Token};
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+const SRC_CLIENT: usize = 0;
+const SRC_AUTH: usize = 1;
+const SRC_BACKEND: usize = 2;
+
+/// Everything a session needs from its server and listening socket,
+/// shared by all sessions that came in on the same `listen`.
+#[derive(Debug)]
+pub struct ServerCtx {
+    pub conf: ServerConf,
+    pub front: FrontConf,
+    pub log: Arc<Log>,
+    /// The `listen` address as nginx prints it (`server:` in logs).
+    pub addr_text: String,
+    /// The auth_http peer as logged.
+    pub auth_peer: String,
+}
+
+impl ServerCtx {
+    pub fn new(conf: &ServerConf, log: Arc<Log>, addr_text: &str) -> ServerCtx {
+        let auth = match conf.protocol {
+            Protocol::Imap => conf.imap.auth,
+            Protocol::Pop3 => conf.pop3.auth,
+            Protocol::Smtp => conf.smtp.auth,
+        };
+        ServerCtx {
+            front: FrontConf {
+                replies: Arc::new(Replies::new(conf)),
+                server_name: conf.server_name.clone(),
+                max_errors: conf.max_errors,
+                // TLS is not available yet: answer STARTTLS / STLS as nginx
+                // does without TLS.
+                starttls: StartTls::Off,
+                auth,
+                smtp_greeting_delay: !conf.smtp.greeting_delay.is_zero(),
+            },
+            auth_peer: auth_http::peer_name(&conf.auth_http),
+            conf: conf.clone(),
+            log,
+            addr_text: addr_text.to_string(),
+        }
+    }
+}
+
+/// The client's byte stream; a TLS variant plugs in here.
+#[derive(Debug)]
+pub enum ClientStream {
+    Plain(Stream),
+}
+
+impl Io for ClientStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<IoStatus> {
+        match self {
+            ClientStream::Plain(s) => s.read(buf),
+        }
+    }
+    fn write(&mut self, buf: &[u8]) -> io::Result<IoStatus> {
+        match self {
+            ClientStream::Plain(s) => s.write(buf),
+        }
+    }
+}
+
+impl Source for ClientStream {
+    fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+        match self {
+            ClientStream::Plain(s) => s.register(r, t, i),
+        }
+    }
+    fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+        match self {
+            ClientStream::Plain(s) => s.reregister(r, t, i),
+        }
+    }
+    fn deregister(&mut self, r: &Registry) -> io::Result<()> {
+        match self {
+            ClientStream::Plain(s) => s.deregister(r),
+        }
+    }
+}
+
+/// A TCP or UNIX-domain socket to auth_http.
+#[derive(Debug)]
+enum PeerSock {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl PeerSock {
+    fn io(&mut self) -> &mut dyn IoSource {
+        match self {
+            PeerSock::Tcp(s) => s,
+            PeerSock::Unix(s) => s,
+        }
+    }
+}
+
+/// A socket the session reads and writes and registers.
+trait IoSource: Source {
+    fn read_some(&mut self, buf: &mut [u8]) -> io::Result<IoStatus>;
+    fn write_some(&mut self, buf: &[u8]) -> io::Result<IoStatus>;
+}
+
+fn status(r: io::Result<usize>) -> io::Result<IoStatus> {
+    match r {
+        Ok(0) => Ok(IoStatus::Closed),
+        Ok(n) => Ok(IoStatus::Done(n)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(IoStatus::WouldBlock),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(IoStatus::WouldBlock),
+        Err(e) => Err(e),
+    }
+}
+
+impl IoSource for TcpStream {
+    fn read_some(&mut self, buf: &mut [u8]) -> io::Result<IoStatus> {
+        status(io::Read::read(self, buf))
+    }
+    fn write_some(&mut self, buf: &[u8]) -> io::Result<IoStatus> {
+        status(io::Write::write(self, buf))
+    }
+}
+
+impl IoSource for UnixStream {
+    fn read_some(&mut self, buf: &mut [u8]) -> io::Result<IoStatus> {
+        status(io::Read::read(self, buf))
+    }
+    fn write_some(&mut self, buf: &[u8]) -> io::Result<IoStatus> {
+        status(io::Write::write(self, buf))
+    }
+}
+
+/// The backend socket as the relay sees it.
+struct BackendIo<'a>(&'a mut TcpStream);
+
+impl Io for BackendIo<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<IoStatus> {
+        self.0.read_some(buf)
+    }
+    fn write(&mut self, buf: &[u8]) -> io::Result<IoStatus> {
+        self.0.write_some(buf)
+    }
+}
+
+/// The protocol front end.
+#[derive(Debug)]
+enum Front {
+    Imap(Imap),
+    Pop3(Pop3),
+    Smtp(Smtp),
+}
+
+impl Front {
+    fn input(&mut self) -> &mut super::front::ClientBuffer {
+        match self {
+            Front::Imap(f) => &mut f.input,
+            Front::Pop3(f) => &mut f.input,
+            Front::Smtp(f) => &mut f.input,
+        }
+    }
+    fn step(
+        &mut self,
+        conf: &FrontConf,
+        sh: &mut Shared,
+        out: &mut Vec<u8>,
+        notes: &mut dyn Notes,
+    ) -> Step {
+        match self {
+            Front::Imap(f) => f.step(conf, sh, out, notes),
+            Front::Pop3(f) => f.step(conf, sh, out, notes),
+            Front::Smtp(f) => f.step(conf, sh, out, notes),
+        }
+    }
+    /// The client buffer with the unparsed bytes in `pos..filled`, for the
+    /// relay's client-to-backend direction.
+    fn into_pipe(self) -> Pipe {
+        let (input, pos) = match self {
+            Front::Imap(f) => {
+                let pos = f.pending_from();
+                (f.input, pos)
+            }
+            Front::Pop3(f) => {
+                let pos = f.pending_from();
+                (f.input, pos)
+            }
+            Front::Smtp(f) => {
+                let pos = f.pending_from();
+                (f.input, pos)
+            }
+        };
+        let filled = input.filled;
+        Pipe::new(input.buf, pos.min(filled), filled)
+    }
+}
+
+struct AuthStage {
+    front: Front,
+    sock: PeerSock,
+    request: Vec<u8>,
+    written: usize,
+    response: AuthHttpResponse,
+}
+
+/// What happens when an Auth-Wait delay is over.
+enum AfterSleep {
+    /// `Auth-Status: WAIT`: ask auth_http again.
+    Reask,
+    /// An error with Auth-Wait: send it and let the client retry.
+    Reply(Vec<u8>),
+}
+
+struct BackendStage {
+    front: Front,
+    sock: TcpStream,
+    login: Login,
+    /// The backend-to-client buffer (`proxy_buffer`).
+    buf: Box<[u8]>,
+    filled: usize,
+    /// PROXY protocol header still to send.
+    header: Option<Vec<u8>>,
+    readable: bool,
+    writable: bool,
+}
+
+struct RelayStage {
+    sock: TcpStream,
+    relay: Relay,
+}
+
+enum Stage {
+    /// `smtp_greeting_delay`: any input now is a pipelining violation.
+    SmtpDelay(Front),
+    Commands(Front),
+    AuthHttp(Box<AuthStage>),
+    AuthSleep(Front, AfterSleep),
+    Backend(Box<BackendStage>),
+    Relay(Box<RelayStage>),
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    /// `timeout` (client before proxying, and the backend login).
+    Client,
+    GreetingDelay,
+    AuthHttp,
+    AuthSleep,
+    Backend,
+    Proxy,
+}
+
+impl Timer {
+    fn tag(self) -> u32 {
+        self as u32
+    }
+    fn from_tag(tag: u32) -> Option<Timer> {
+        [
+            Timer::Client,
+            Timer::GreetingDelay,
+            Timer::AuthHttp,
+            Timer::AuthSleep,
+            Timer::Backend,
+            Timer::Proxy,
+        ]
+        .into_iter()
+        .find(|t| t.tag() == tag)
+    }
+}
+
+pub struct Session {
+    srv: Arc<ServerCtx>,
+    number: u64,
+    debug: bool,
+    client: ClientStream,
+    client_readable: bool,
+    client_writable: bool,
+    /// The client address as logged and sent (`127.0.0.1`, `::1`, `unix:`).
+    client_addr: String,
+    client_ipv6: bool,
+    /// Client host for Client-Host / XCLIENT NAME (SMTP).
+    client_host: Vec<u8>,
+    /// Socket addresses for a PROXY protocol header to the backend.
+    client_sock: Option<SocketAddr>,
+    local_sock: Option<SocketAddr>,
+    sh: Shared,
+    login_attempt: u64,
+    out: Vec<u8>,
+    out_pos: usize,
+    quit: bool,
+    action: &'static str,
+    upstream: Option<String>,
+    timer: Option<(TimerId, Timer)>,
+    stage: Stage,
+}
+
+/// The `while …, client: …, server: …, login: "…", upstream: …` suffix.
+struct Context<'a> {
+    action: Option<&'a str>,
+    client: &'a str,
+    server: &'a str,
+    login: &'a [u8],
+    upstream: Option<&'a str>,
+}
+
+impl fmt::Display for Context<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(a) = self.action {
+            write!(f, " while {a}")?;
+        }
+        write!(f, ", client: {}, server: {}", self.client, self.server)?;
+        if !self.login.is_empty() {
+            write!(f, ", login: \"{}\"", String::from_utf8_lossy(self.login))?;
+        }
+        if let Some(u) = self.upstream {
+            write!(f, ", upstream: {u}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Info lines from a front end, with the session's context.
+struct SessionNotes<'a> {
+    log: &'a Log,
+    number: u64,
+    debug: bool,
+    ctx: Context<'a>,
+}
+
+impl Notes for SessionNotes<'_> {
+    fn info(&mut self, msg: fmt::Arguments<'_>) {
+        let extra = Extra {
+            debug_forced: self.debug,
+            err: None,
+            context: Some(&self.ctx),
+        };
+        self.log
+            .write_extra(Level::Info, Some(self.number), &extra, msg);
+    }
+    fn info_enabled(&self) -> bool {
+        self.debug || self.log.enabled(Level::Info)
+    }
+}
+
+fn timed_out() -> io::Error {
+    io::Error::from_raw_os_error(libc::ETIMEDOUT)
+}
+
+/// nginx's level for a socket error of a connection whose errors are
+/// logged at `base` (`info` for the client, `error` for peers).
+fn error_level(err: &io::Error, base: Level) -> Level {
+    match err.raw_os_error() {
+        Some(
+            libc::ECONNRESET
+            | libc::EPIPE
+            | libc::ENOTCONN
+            | libc::ETIMEDOUT
+            | libc::ECONNREFUSED
+            | libc::ENETDOWN
+            | libc::ENETUNREACH
+            | libc::EHOSTDOWN
+            | libc::EHOSTUNREACH,
+        )
+        | None => base,
+        _ => Level::Alert,
+    }
+}
+
+impl Session {
+    /// A new session for an accepted connection; logs nothing (the
+    /// acceptor logs the "connected" line) and starts the greeting.
+    pub fn start(
+        srv: Arc<ServerCtx>,
+        stream: Stream,
+        peer: &Peer,
+        local: Option<SocketAddr>,
+        ctx: &mut Ctx<'_>,
+    ) -> Option<Session> {
+        if let Stream::Tcp(s) = &stream {
+            let _ = s.set_nodelay(true);
+        }
+        let (client_addr, client_ipv6) = match peer {
+            Peer::Inet(a) => (a.ip().to_string(), a.is_ipv6()),
+            Peer::Unix => ("unix:".to_string(), false),
+        };
+        let conf = &srv.conf;
+        let front = match conf.protocol {
+            Protocol::Imap => Front::Imap(Imap::new(conf.imap.client_buffer)),
+            Protocol::Pop3 => Front::Pop3(Pop3::new()),
+            Protocol::Smtp => Front::Smtp(Smtp::new(conf.smtp.client_buffer)),
+        };
+        // Without a resolver SMTP says so; with one, the client name is
+        // looked up (a UNIX-domain client has none to look up).
+        let client_host = match (conf.protocol, &conf.resolver, peer) {
+            (Protocol::Smtp, None, _) => smtp::HOST_UNAVAILABLE.to_vec(),
+            (Protocol::Smtp, Some(_), _) => smtp::HOST_TEMPUNAVAIL.to_vec(),
+            _ => Vec::new(),
+        };
+        let mut s = Session {
+            number: ctx.number,
+            debug: ctx.debug,
+            client: ClientStream::Plain(stream),
+            client_readable: true,
+            client_writable: true,
+            client_addr,
+            client_ipv6,
+            client_host,
+            client_sock: match peer {
+                Peer::Inet(a) => Some(*a),
+                Peer::Unix => None,
+            },
+            local_sock: local,
+            sh: Shared::default(),
+            login_attempt: 0,
+            out: Vec::with_capacity(512),
+            out_pos: 0,
+            quit: false,
+            action: "sending client greeting line",
+            upstream: None,
+            timer: None,
+            stage: Stage::Closed,
+            srv,
+        };
+        if let Err(e) = ctx.register_source(
+            &mut s.client,
+            SRC_CLIENT,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            s.log(Level::Alert, Some(&e), format_args!("epoll_ctl() failed"));
+            return None;
+        }
+        let srv = s.srv.clone();
+        match front {
+            Front::Smtp(f) if srv.front.smtp_greeting_delay => {
+                s.set_timer(ctx, srv.conf.smtp.greeting_delay, Timer::GreetingDelay);
+                s.action = "in delay pipelining state";
+                s.stage = Stage::SmtpDelay(Front::Smtp(f));
+            }
+            front => {
+                s.greet(&front);
+                s.set_timer(ctx, srv.conf.timeout, Timer::Client);
+                s.stage = Stage::Commands(front);
+            }
+        }
+        match s.drive(ctx) {
+            Next::Continue => Some(s),
+            Next::Close => None,
+        }
+    }
+
+    fn greet(&mut self, front: &Front) {
+        let srv = self.srv.clone();
+        match front {
+            Front::Imap(_) => Imap::greeting(&mut self.out),
+            Front::Pop3(_) => Pop3::greeting(&srv.front, &mut self.sh, &mut self.out),
+            Front::Smtp(_) => Smtp::greeting(&srv.front, &mut self.out),
+        }
+    }
+
+    fn context(&self, with_action: bool) -> Context<'_> {
+        Context {
+            action: if with_action && !self.action.is_empty() {
+                Some(self.action)
+            } else {
+                None
+            },
+            client: &self.client_addr,
+            server: &self.srv.addr_text,
+            login: &self.sh.creds.login,
+            upstream: self.upstream.as_deref(),
+        }
+    }
+
+    fn log_full(
+        &self,
+        level: Level,
+        err: Option<&io::Error>,
+        with_action: bool,
+        msg: fmt::Arguments<'_>,
+    ) {
+        let ctx = self.context(with_action);
+        let extra = Extra {
+            debug_forced: self.debug,
+            err,
+            context: Some(&ctx),
+        };
+        self.srv
+            .log
+            .write_extra(level, Some(self.number), &extra, msg);
+    }
+
+    fn log(&self, level: Level, err: Option<&io::Error>, msg: fmt::Arguments<'_>) {
+        self.log_full(level, err, true, msg)
+    }
+
+    fn set_timer(&mut self, ctx: &mut Ctx<'_>, after: Duration, which: Timer) {
+        self.cancel_timer(ctx);
+        let id = ctx.add_timer(after, which.tag());
+        self.timer = Some((id, which));
+    }
+
+    fn cancel_timer(&mut self, ctx: &mut Ctx<'_>) {
+        if let Some((id, _)) = self.timer.take() {
+            ctx.cancel_timer(id);
+        }
+    }
+
+    /// Queue the protocol's internal error reply and close after it.
+    fn internal_error(&mut self) {
+        self.out
+            .extend_from_slice(internal_server_error(self.srv.conf.protocol));
+        self.quit = true;
+    }
+
+    /// Write what is queued for the client. `Ok(true)` when all is out.
+    fn flush(&mut self) -> Result<bool, ()> {
+        while self.out_pos < self.out.len() {
+            if !self.client_writable {
+                return Ok(false);
+            }
+            match self.client.write(&self.out[self.out_pos..]) {
+                Ok(IoStatus::Done(n)) => self.out_pos += n,
+                Ok(IoStatus::WouldBlock) => {
+                    self.client_writable = false;
+                    return Ok(false);
+                }
+                Ok(IoStatus::Closed) => return Err(()),
+                Err(e) => {
+                    let level = error_level(&e, Level::Info);
+                    self.log(level, Some(&e), format_args!("send() failed"));
+                    return Err(());
+                }
+            }
+        }
+        self.out.clear();
+        self.out_pos = 0;
+        Ok(true)
+    }
+
+    /// Move the session forward as far as it goes.
+    fn drive(&mut self, ctx: &mut Ctx<'_>) -> Next {
+        loop {
+            match self.flush() {
+                Err(()) => return Next::Close,
+                Ok(false) => return Next::Continue,
+                Ok(true) => {}
+            }
+            if self.quit {
+                return Next::Close;
+            }
+            let stage = std::mem::replace(&mut self.stage, Stage::Closed);
+            let (stage, progressed) = match stage {
+                Stage::SmtpDelay(front) => self.smtp_delay(front),
+                Stage::Commands(front) => self.commands(ctx, front),
+                Stage::AuthHttp(auth) => self.auth_http(ctx, auth),
+                Stage::AuthSleep(front, after) => (Stage::AuthSleep(front, after), false),
+                Stage::Backend(b) => self.backend(ctx, b),
+                Stage::Relay(r) => self.relay(ctx, r),
+                Stage::Closed => (Stage::Closed, false),
+            };
+            self.stage = stage;
+            if matches!(self.stage, Stage::Closed) {
+                // Flush a last reply if one is queued, then close.
+                self.quit = true;
+                if self.out.is_empty() {
+                    return Next::Close;
+                }
+                continue;
+            }
+            if !progressed && self.out.is_empty() {
+                return Next::Continue;
+            }
+        }
+    }
+
+    /// Read once from the client into the front end's buffer. `Err` when
+    /// the session must close.
+    fn read_client(&mut self, front: &mut Front) -> Result<bool, ()> {
+        if !self.client_readable {
+            return Ok(false);
+        }
+        let space = front.input().space();
+        if space.is_empty() {
+            return Ok(false);
+        }
+        match self.client.read(space) {
+            Ok(IoStatus::Done(n)) => {
+                front.input().received(n);
+                Ok(true)
+            }
+            Ok(IoStatus::WouldBlock) => {
+                self.client_readable = false;
+                Ok(false)
+            }
+            Ok(IoStatus::Closed) => Err(()),
+            Err(e) => {
+                let level = error_level(&e, Level::Info);
+                self.log(level, Some(&e), format_args!("recv() failed"));
+                Err(())
+            }
+        }
+    }
+
+    fn smtp_delay(&mut self, mut front: Front) -> (Stage, bool) {
+        match self.read_client(&mut front) {
+            Err(()) => (Stage::Closed, false),
+            Ok(false) => (Stage::SmtpDelay(front), false),
+            Ok(true) => {
+                if let Front::Smtp(f) = &mut front {
+                    let srv = self.srv.clone();
+                    let mut out = std::mem::take(&mut self.out);
+                    let mut notes = SessionNotes {
+                        log: &srv.log,
+                        number: self.number,
+                        debug: self.debug,
+                        ctx: self.context(true),
+                    };
+                    f.reject_pipelining(&mut out, &mut notes);
+                    self.out = out;
+                }
+                self.quit = true;
+                (Stage::SmtpDelay(front), true)
+            }
+        }
+    }
+
+    fn commands(&mut self, ctx: &mut Ctx<'_>, mut front: Front) -> (Stage, bool) {
+        self.action = "in auth state";
+        let srv = self.srv.clone();
+        loop {
+            if self.read_client(&mut front).is_err() {
+                return (Stage::Closed, false);
+            }
+            let step = {
+                let ctxt = Context {
+                    action: Some(self.action),
+                    client: &self.client_addr,
+                    server: &srv.addr_text,
+                    login: &[],
+                    upstream: None,
+                };
+                // The login is not known to the log until after the
+                // command (nginx logs the parse errors before storing it).
+                let login = self.sh.creds.login.clone();
+                let mut notes = SessionNotes {
+                    log: &srv.log,
+                    number: self.number,
+                    debug: self.debug,
+                    ctx: Context {
+                        login: &login,
+                        ..ctxt
+                    },
+                };
+                front.step(&srv.front, &mut self.sh, &mut self.out, &mut notes)
+            };
+            match step {
+                Step::NeedInput => {
+                    if self.client_readable {
+                        continue;
+                    }
+                    return (Stage::Commands(front), false);
+                }
+                Step::Reply | Step::StartTls => return (Stage::Commands(front), true),
+                Step::Quit => {
+                    self.quit = true;
+                    return (Stage::Commands(front), true);
+                }
+                Step::Auth => {
+                    self.login_attempt += 1;
+                    return (self.start_auth(ctx, front), true);
+                }
+            }
+        }
+    }
+
+    /// Ask auth_http (again, after WAIT, without counting an attempt).
+    fn start_auth(&mut self, ctx: &mut Ctx<'_>, front: Front) -> Stage {
+        self.cancel_timer(ctx);
+        self.action = "in http auth state";
+        let srv = self.srv.clone();
+        let conf = &srv.conf;
+        let method = match self.sh.auth_method {
+            AuthMethod::Plain => auth_http::AuthMethod::Plain,
+            AuthMethod::Apop => auth_http::AuthMethod::Apop,
+            AuthMethod::CramMd5 => auth_http::AuthMethod::CramMd5,
+            AuthMethod::External => auth_http::AuthMethod::External,
+            AuthMethod::None => auth_http::AuthMethod::None,
+        };
+        let salt = self.sh.salt.clone().unwrap_or_default();
+        let req = AuthRequest {
+            protocol: conf.protocol,
+            method,
+            login: &self.sh.creds.login,
+            passwd: &self.sh.creds.passwd,
+            salt: &salt,
+            login_attempt: self.login_attempt,
+            client_addr: self.client_addr.as_bytes(),
+            client_host: &self.client_host,
+            smtp_helo: &self.sh.smtp_helo,
+            smtp_from: &self.sh.smtp_from,
+            smtp_to: &self.sh.smtp_to,
+            proxy_protocol: None,
+            ssl: None,
+        };
+        let mut request = Vec::new();
+        req.write_to(&conf.auth_http, &mut request);
+        if req.clears_password() {
+            self.sh.creds.passwd.clear();
+            self.sh.passwd_set = false;
+        }
+        let sock = match &conf.auth_http.peer {
+            AuthHttpPeer::Inet(addrs) => match addrs.first() {
+                Some(a) => TcpStream::connect(*a).map(PeerSock::Tcp),
+                None => Err(io::Error::from_raw_os_error(libc::EADDRNOTAVAIL)),
+            },
+            AuthHttpPeer::Unix(path) => UnixStream::connect(path).map(PeerSock::Unix),
+        };
+        let mut sock = match sock {
+            Ok(s) => s,
+            Err(e) => {
+                let level = error_level(&e, Level::Error);
+                self.log(level, Some(&e), format_args!("connect() failed"));
+                self.internal_error();
+                return Stage::Commands(front);
+            }
+        };
+        if let Err(e) =
+            ctx.register_source(sock.io(), SRC_AUTH, Interest::READABLE | Interest::WRITABLE)
+        {
+            self.log(Level::Alert, Some(&e), format_args!("epoll_ctl() failed"));
+            self.internal_error();
+            return Stage::Commands(front);
+        }
+        self.set_timer(ctx, conf.auth_http.timeout, Timer::AuthHttp);
+        Stage::AuthHttp(Box::new(AuthStage {
+            front,
+            sock,
+            request,
+            written: 0,
+            response: AuthHttpResponse::new(),
+        }))
+    }
+
+    fn auth_http(&mut self, ctx: &mut Ctx<'_>, mut a: Box<AuthStage>) -> (Stage, bool) {
+        // Send the request.
+        while a.written < a.request.len() {
+            match a.sock.io().write_some(&a.request[a.written..]) {
+                Ok(IoStatus::Done(n)) => a.written += n,
+                Ok(IoStatus::WouldBlock) => return (Stage::AuthHttp(a), false),
+                Ok(IoStatus::Closed) => {
+                    self.internal_error();
+                    return (Stage::Commands(a.front), true);
+                }
+                Err(e) => {
+                    let level = error_level(&e, Level::Error);
+                    self.log(level, Some(&e), format_args!("send() failed"));
+                    self.internal_error();
+                    return (Stage::Commands(a.front), true);
+                }
+            }
+        }
+        // Read the answer.
+        let progress = loop {
+            let spare = a.response.spare();
+            if spare.is_empty() {
+                break a.response.feed(0);
+            }
+            let n = match a.sock.io().read_some(spare) {
+                Ok(IoStatus::Done(n)) => n,
+                Ok(IoStatus::WouldBlock) => return (Stage::AuthHttp(a), false),
+                Ok(IoStatus::Closed) => 0,
+                Err(e) => {
+                    let level = error_level(&e, Level::Error);
+                    self.log(level, Some(&e), format_args!("recv() failed"));
+                    self.internal_error();
+                    return (Stage::Commands(a.front), true);
+                }
+            };
+            match a.response.feed(n) {
+                Ok(Progress::NeedMore) if n > 0 => continue,
+                other => break other,
+            }
+        };
+        let _ = ctx.deregister(a.sock.io());
+        self.cancel_timer(ctx);
+        if let Err(e) = progress {
+            self.log(
+                Level::Error,
+                None,
+                format_args!("{}", e.log_message(&self.srv.auth_peer)),
+            );
+            self.internal_error();
+            return (Stage::Commands(a.front), true);
+        }
+        if let Some(user) = a.response.user_override() {
+            self.sh.creds.login = user.to_vec();
+        }
+        if let Some(pass) = a.response.pass_override() {
+            self.sh.creds.passwd = pass.to_vec();
+            self.sh.passwd_set = true;
+        }
+        let outcome = a
+            .response
+            .outcome(self.srv.conf.protocol, &self.sh.tag, self.sh.passwd_set);
+        match outcome {
+            Err(e) => {
+                let msg = e.log_message(&self.srv.auth_peer);
+                self.log(Level::Error, None, format_args!("{msg}"));
+                self.internal_error();
+                (Stage::Commands(a.front), true)
+            }
+            Ok(AuthOutcome::Proxy { peer, name }) => {
+                self.upstream = Some(name);
+                (self.start_backend(ctx, a.front, peer), true)
+            }
+            Ok(AuthOutcome::Reject(r)) => {
+                self.log(
+                    Level::Info,
+                    None,
+                    format_args!(
+                        "client login failed: \"{}\"",
+                        String::from_utf8_lossy(r.message)
+                    ),
+                );
+                match r.delay {
+                    None => {
+                        self.out.extend_from_slice(&r.reply);
+                        self.quit = true;
+                        (Stage::Commands(a.front), true)
+                    }
+                    Some(d) => {
+                        let reply = r.reply.clone();
+                        self.set_timer(ctx, d, Timer::AuthSleep);
+                        (Stage::AuthSleep(a.front, AfterSleep::Reply(reply)), false)
+                    }
+                }
+            }
+            Ok(AuthOutcome::Wait { delay: None }) => (self.start_auth(ctx, a.front), true),
+            Ok(AuthOutcome::Wait { delay: Some(d) }) => {
+                self.set_timer(ctx, d, Timer::AuthSleep);
+                (Stage::AuthSleep(a.front, AfterSleep::Reask), false)
+            }
+        }
+    }
+
+    fn start_backend(&mut self, ctx: &mut Ctx<'_>, front: Front, peer: SocketAddr) -> Stage {
+        self.action = "connecting to upstream";
+        let srv = self.srv.clone();
+        let conf = &srv.conf;
+        let mut sock = match TcpStream::connect(peer) {
+            Ok(s) => s,
+            Err(e) => {
+                let level = error_level(&e, Level::Error);
+                self.log(level, Some(&e), format_args!("connect() failed"));
+                self.internal_error();
+                return Stage::Commands(front);
+            }
+        };
+        let _ = sock.set_nodelay(true);
+        if let Err(e) = ctx.register_source(
+            &mut sock,
+            SRC_BACKEND,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            self.log(Level::Alert, Some(&e), format_args!("epoll_ctl() failed"));
+            self.internal_error();
+            return Stage::Commands(front);
+        }
+        self.set_timer(ctx, conf.timeout, Timer::Backend);
+        let header = match self.proxy_protocol_header() {
+            Ok(h) => h,
+            Err(e) => {
+                self.log(Level::Alert, None, format_args!("{e}"));
+                self.internal_error();
+                return Stage::Commands(front);
+            }
+        };
+        let login = Login::new(LoginConf {
+            protocol: conf.protocol,
+            server_name: conf.server_name.clone(),
+            xclient: conf.proxy.xclient,
+            smtp_auth: conf.proxy.smtp_auth,
+            pass_error_message: conf.proxy.pass_error_message,
+            client_addr: self.client_addr.clone(),
+            client_ipv6: self.client_ipv6,
+            client_host: self.client_host.clone(),
+        });
+        Stage::Backend(Box::new(BackendStage {
+            front,
+            sock,
+            login,
+            buf: vec![0u8; conf.proxy.buffer_size.max(1)].into_boxed_slice(),
+            filled: 0,
+            header,
+            readable: true,
+            writable: true,
+        }))
+    }
+
+    /// The PROXY protocol header for the backend (`proxy_protocol on|v2`).
+    fn proxy_protocol_header(&self) -> Result<Option<Vec<u8>>, WriteError> {
+        let endpoint = |a: Option<SocketAddr>| match a {
+            Some(a) => Endpoint::Inet(a),
+            None => Endpoint::Unix(b""),
+        };
+        let client = endpoint(self.client_sock);
+        let local = endpoint(self.local_sock);
+        let mut buf = [0u8; proxy_protocol::MAX_HEADER];
+        let n = match self.srv.conf.proxy.proxy_protocol {
+            ProxyProtocolVersion::Off => return Ok(None),
+            ProxyProtocolVersion::V1 => proxy_protocol::write_v1(client, local, &mut buf)?,
+            ProxyProtocolVersion::V2 => proxy_protocol::write_v2(client, local, None, &mut buf)?,
+        };
+        Ok(Some(buf[..n].to_vec()))
+    }
+
+    fn backend(&mut self, ctx: &mut Ctx<'_>, mut b: Box<BackendStage>) -> (Stage, bool) {
+        if let Some(header) = b.header.take() {
+            self.action = "sending PROXY protocol header to upstream";
+            match b.sock.write_some(&header) {
+                Ok(IoStatus::WouldBlock) => {
+                    b.header = Some(header);
+                    return (Stage::Backend(b), false);
+                }
+                Ok(IoStatus::Done(n)) if n == header.len() => {}
+                Ok(_) => {
+                    self.log(
+                        Level::Error,
+                        None,
+                        format_args!("could not send PROXY protocol header at once"),
+                    );
+                    self.internal_error();
+                    return (Stage::Closed, true);
+                }
+                Err(e) => {
+                    let level = error_level(&e, Level::Error);
+                    self.log(level, Some(&e), format_args!("send() failed"));
+                    self.internal_error();
+                    return (Stage::Closed, true);
+                }
+            }
+        }
+        loop {
+            if !b.readable {
+                return (Stage::Backend(b), false);
+            }
+            self.action = "reading response from upstream";
+            let filled = b.filled;
+            match b.sock.read_some(&mut b.buf[filled..]) {
+                Ok(IoStatus::Done(n)) => b.filled += n,
+                Ok(IoStatus::WouldBlock) => {
+                    b.readable = false;
+                    return (Stage::Backend(b), false);
+                }
+                Ok(IoStatus::Closed) => {
+                    self.internal_error();
+                    return (Stage::Closed, true);
+                }
+                Err(e) => {
+                    let level = error_level(&e, Level::Error);
+                    self.log(level, Some(&e), format_args!("recv() failed"));
+                    self.internal_error();
+                    return (Stage::Closed, true);
+                }
+            }
+            let mut line = Vec::new();
+            let filled = b.filled;
+            match b.login.on_input(&mut b.buf, filled, &self.sh, &mut line) {
+                LoginStep::Again => continue,
+                LoginStep::Send { action } => {
+                    self.action = action;
+                    match b.sock.write_some(&line) {
+                        Ok(IoStatus::Done(n)) if n == line.len() => {}
+                        Ok(_) => {
+                            self.internal_error();
+                            return (Stage::Closed, true);
+                        }
+                        Err(e) => {
+                            let level = error_level(&e, Level::Error);
+                            self.log(level, Some(&e), format_args!("send() failed"));
+                            self.internal_error();
+                            return (Stage::Closed, true);
+                        }
+                    }
+                    b.filled = 0;
+                }
+                LoginStep::LoggedIn { buffer_len } => {
+                    return (self.start_relay(ctx, *b, buffer_len), true);
+                }
+                LoginStep::Failed(err) => {
+                    match err {
+                        LoginError::TooLong(text) => self.log(
+                            Level::Error,
+                            None,
+                            format_args!("upstream sent too long response line: \"{text}\""),
+                        ),
+                        LoginError::Invalid(text) => self.log(
+                            Level::Error,
+                            None,
+                            format_args!("upstream sent invalid response: \"{text}\""),
+                        ),
+                        LoginError::InvalidPassed { line, reply } => {
+                            self.log(
+                                Level::Info,
+                                None,
+                                format_args!("upstream sent invalid response: \"{line}\""),
+                            );
+                            self.out.extend_from_slice(&reply);
+                            self.quit = true;
+                            return (Stage::Closed, true);
+                        }
+                        LoginError::NoPassword => {
+                            self.log(Level::Error, None, format_args!("no password available"))
+                        }
+                    }
+                    self.internal_error();
+                    return (Stage::Closed, true);
+                }
+            }
+        }
+    }
+
+    fn start_relay(&mut self, ctx: &mut Ctx<'_>, b: BackendStage, buffer_len: usize) -> Stage {
+        self.action = "";
+        self.log_full(Level::Info, None, false, format_args!("client logged in"));
+        self.action = "proxying";
+        self.set_timer(ctx, self.srv.conf.proxy.timeout, Timer::Proxy);
+        let up = b.front.into_pipe();
+        let down = Pipe::new(b.buf, 0, buffer_len);
+        let mut relay = Relay::new(up, down);
+        relay.client.readable = true;
+        relay.client.writable = self.client_writable;
+        relay.backend.readable = b.readable;
+        relay.backend.writable = b.writable;
+        Stage::Relay(Box::new(RelayStage {
+            sock: b.sock,
+            relay,
+        }))
+    }
+
+    fn relay(&mut self, _ctx: &mut Ctx<'_>, mut r: Box<RelayStage>) -> (Stage, bool) {
+        let mut read_errors = Vec::new();
+        let outcome = {
+            let RelayStage { sock, relay } = &mut *r;
+            relay.run(&mut self.client, &mut BackendIo(sock), &mut |e| {
+                read_errors.push(e)
+            })
+        };
+        for (side, e) in read_errors {
+            let (base, action) = match side {
+                Side::Client => (Level::Info, "proxying and reading from client"),
+                Side::Backend => (Level::Error, "proxying and reading from upstream"),
+            };
+            self.action = action;
+            self.log(
+                error_level(&e, base),
+                Some(&e),
+                format_args!("recv() failed"),
+            );
+            self.action = "proxying";
+        }
+        match outcome {
+            RelayOutcome::Continue => (Stage::Relay(r), false),
+            RelayOutcome::Done => {
+                self.log_full(
+                    Level::Info,
+                    None,
+                    false,
+                    format_args!("proxied session done"),
+                );
+                (Stage::Closed, false)
+            }
+            RelayOutcome::WriteFailed(side, e) => {
+                let (base, action) = match side {
+                    Side::Client => (Level::Info, "proxying and sending to client"),
+                    Side::Backend => (Level::Error, "proxying and sending to upstream"),
+                };
+                self.action = action;
+                self.log(
+                    error_level(&e, base),
+                    Some(&e),
+                    format_args!("send() failed"),
+                );
+                (Stage::Closed, false)
+            }
+        }
+    }
+}
+
+impl Handler for Session {
+    fn ready(&mut self, ctx: &mut Ctx<'_>, ev: Readiness) -> Next {
+        let readable = ev.readable || ev.closed;
+        let writable = ev.writable || ev.closed;
+        match ev.source {
+            SRC_CLIENT => {
+                self.client_readable |= readable;
+                self.client_writable |= writable;
+                if let Stage::Relay(r) = &mut self.stage {
+                    r.relay.client.readable |= readable;
+                    r.relay.client.writable |= writable;
+                    // Client activity re-arms proxy_timeout, as in nginx.
+                    let t = self.srv.conf.proxy.timeout;
+                    self.set_timer(ctx, t, Timer::Proxy);
+                }
+            }
+            SRC_BACKEND => match &mut self.stage {
+                Stage::Relay(r) => {
+                    r.relay.backend.readable |= readable;
+                    r.relay.backend.writable |= writable;
+                }
+                Stage::Backend(b) => {
+                    b.readable |= readable;
+                    b.writable |= writable;
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+        self.drive(ctx)
+    }
+
+    fn timeout(&mut self, ctx: &mut Ctx<'_>, tag: u32) -> Next {
+        let Some(which) = Timer::from_tag(tag) else {
+            return Next::Continue;
+        };
+        match self.timer {
+            Some((_, t)) if t == which => self.timer = None,
+            _ => return Next::Continue,
+        }
+        let err = timed_out();
+        match which {
+            Timer::Client => {
+                self.action = "in auth state";
+                self.log(Level::Info, Some(&err), format_args!("client timed out"));
+                Next::Close
+            }
+            Timer::GreetingDelay => {
+                let stage = std::mem::replace(&mut self.stage, Stage::Closed);
+                if let Stage::SmtpDelay(front) = stage {
+                    self.greet(&front);
+                    self.stage = Stage::Commands(front);
+                    let t = self.srv.conf.timeout;
+                    self.set_timer(ctx, t, Timer::Client);
+                }
+                self.drive(ctx)
+            }
+            Timer::AuthHttp => {
+                let peer = self.srv.auth_peer.clone();
+                self.log(
+                    Level::Error,
+                    Some(&err),
+                    format_args!("{}", auth_http::timed_out_message(&peer)),
+                );
+                if let Stage::AuthHttp(a) = std::mem::replace(&mut self.stage, Stage::Closed) {
+                    let mut a = *a;
+                    let _ = ctx.deregister(a.sock.io());
+                }
+                self.internal_error();
+                self.drive(ctx)
+            }
+            Timer::AuthSleep => {
+                let stage = std::mem::replace(&mut self.stage, Stage::Closed);
+                if let Stage::AuthSleep(front, after) = stage {
+                    match after {
+                        AfterSleep::Reask => self.stage = self.start_auth(ctx, front),
+                        AfterSleep::Reply(reply) => {
+                            self.out.extend_from_slice(&reply);
+                            self.sh.auth_method = AuthMethod::Plain;
+                            self.action = "in auth state";
+                            let t = self.srv.conf.timeout;
+                            self.set_timer(ctx, t, Timer::Client);
+                            self.stage = Stage::Commands(front);
+                        }
+                    }
+                }
+                self.drive(ctx)
+            }
+            Timer::Backend => {
+                self.log(Level::Info, Some(&err), format_args!("upstream timed out"));
+                self.stage = Stage::Closed;
+                self.internal_error();
+                self.drive(ctx)
+            }
+            Timer::Proxy => {
+                self.action = "proxying";
+                self.log(Level::Info, Some(&err), format_args!("client timed out"));
+                Next::Close
+            }
+        }
+    }
+
+    fn close(&mut self, ctx: &mut Ctx<'_>) {
+        let _ = ctx.deregister(&mut self.client);
+        match &mut self.stage {
+            Stage::AuthHttp(a) => {
+                let _ = ctx.deregister(a.sock.io());
+            }
+            Stage::Backend(b) => {
+                let _ = ctx.deregister(&mut b.sock);
+            }
+            Stage::Relay(r) => {
+                let _ = ctx.deregister(&mut r.sock);
+            }
+            _ => {}
+        }
+        self.stage = Stage::Closed;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Accepted, Acceptor, Command, Control, EventLoop, ListenSock, Listening};
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::os::fd::RawFd;
+
+    struct TestAcceptor(Arc<ServerCtx>);
+
+    impl Acceptor for TestAcceptor {
+        fn accept(&mut self, conn: Accepted, ctx: &mut Ctx<'_>) -> Option<Box<dyn Handler>> {
+            let s = Session::start(self.0.clone(), conn.stream, &conn.peer, conn.local, ctx)?;
+            Some(Box::new(s))
+        }
+    }
+
+    /// Stops the loop when the test thread writes to the pipe.
+    struct Stop(std::os::unix::net::UnixStream);
+
+    impl Control for Stop {
+        fn fds(&self) -> Vec<RawFd> {
+            use std::os::fd::AsRawFd;
+            vec![self.0.as_raw_fd()]
+        }
+        fn poll(&mut self) -> Vec<Command> {
+            vec![Command::Terminate]
+        }
+    }
+
+    fn listener() -> (std::net::TcpListener, u16) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        (l, port)
+    }
+
+    /// IMAP over loopback: greeting, pipelined LOGIN with a literal,
+    /// auth_http, backend login and relay of the pipelined command.
+    #[test]
+    fn imap_session_over_loopback() {
+        let (auth_l, auth_port) = listener();
+        let (backend_l, backend_port) = listener();
+        let srv_conf = crate::mail::test_support::config(&format!(
+            "auth_http 127.0.0.1:{auth_port}/a; server {{ listen 127.0.0.1:1; protocol imap; }}"
+        ))
+        .mail
+        .unwrap()
+        .servers
+        .remove(0);
+        let srv = Arc::new(ServerCtx::new(&srv_conf, Arc::new(Log::stderr()), "test"));
+        let auth = std::thread::spawn(move || {
+            let (mut c, _) = auth_l.accept().unwrap();
+            let mut req = Vec::new();
+            let mut b = [0u8; 1024];
+            while !req.ends_with(b"\r\n\r\n") {
+                let n = c.read(&mut b).unwrap();
+                req.extend_from_slice(&b[..n]);
+            }
+            write!(
+                c,
+                "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.0.1\r\nAuth-Port: {backend_port}\r\n\r\n"
+            )
+            .unwrap();
+            String::from_utf8(req).unwrap()
+        });
+        let backend = std::thread::spawn(move || {
+            let (c, _) = backend_l.accept().unwrap();
+            let mut w = c.try_clone().unwrap();
+            let mut r = BufReader::new(c);
+            w.write_all(b"* OK backend\r\n").unwrap();
+            let mut got = Vec::new();
+            for reply in ["+ u\r\n", "+ p\r\n", "t1 OK in\r\n", "t2 OK noop\r\n"] {
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                got.push(line);
+                w.write_all(reply.as_bytes()).unwrap();
+            }
+            got
+        });
+        let (l, port) = listener();
+        l.set_nonblocking(true).unwrap();
+        let mut lp = EventLoop::new(
+            vec![Listening {
+                sock: ListenSock::Tcp(mio::net::TcpListener::from_std(l)),
+                addr_text: "test".into(),
+                id: 0,
+            }],
+            Box::new(TestAcceptor(srv)),
+            crate::event::Settings {
+                worker_connections: 16,
+                multi_accept: false,
+                timer_resolution: None,
+                shutdown_timeout: None,
+                debug_connection: Vec::new(),
+                reserved: 0,
+            },
+            Box::new(|| 1),
+        )
+        .unwrap();
+        let (stop_a, stop_b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let client = std::thread::spawn(move || {
+            let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let mut w = c.try_clone().unwrap();
+            let mut r = BufReader::new(c);
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            assert_eq!(line, "* OK IMAP4 ready\r\n");
+            w.write_all(b"t1 LOGIN {4}\r\n").unwrap();
+            line.clear();
+            r.read_line(&mut line).unwrap();
+            assert_eq!(line, "+ OK\r\n");
+            w.write_all(b"user secret\r\nt2 NOOP\r\n").unwrap();
+            let mut lines = Vec::new();
+            for _ in 0..2 {
+                line.clear();
+                r.read_line(&mut line).unwrap();
+                lines.push(line.clone());
+            }
+            let mut stop = stop_a;
+            stop.write_all(b"x").unwrap();
+            lines
+        });
+        lp.run(&mut Stop(stop_b)).unwrap();
+        assert_eq!(
+            client.join().unwrap(),
+            vec!["t1 OK in\r\n", "t2 OK noop\r\n"]
+        );
+        let req = auth.join().unwrap();
+        assert!(
+            req.contains("Auth-User: user\r\nAuth-Pass: secret\r\n"),
+            "{req}"
+        );
+        assert!(req.contains("Auth-Login-Attempt: 1\r\n"), "{req}");
+        assert_eq!(
+            backend.join().unwrap(),
+            vec![
+                "t1 LOGIN {4}\r\n",
+                "user {6}\r\n",
+                "secret\r\n",
+                "t2 NOOP\r\n"
+            ]
+        );
+    }
+}
