@@ -100,6 +100,16 @@ pub struct TlsStream<S> {
     last_error: Option<TlsError>,
 }
 
+impl<S: std::fmt::Debug> std::fmt::Debug for TlsStream<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsStream")
+            .field("stream", self.inner.get_ref())
+            .field("handshaked", &self.handshaked)
+            .field("blocked", &self.blocked)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ServerTls {
     /// Start a server-side TLS connection over `stream`; drive it with
     /// [`TlsStream::handshake`].
