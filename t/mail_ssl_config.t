@@ -24,7 +24,7 @@ plan(skip_all => 'TLS contexts are checked by -t only with TEST_POSTERN_TLS=1')
 
 my $t = Test::Postern->new()->has_prog('openssl') ? Test::Postern->new()
 	: plan(skip_all => 'no openssl');
-$t->plan(12);
+$t->plan(14);
 
 my $dir = $t->testdir;
 my $conf = "$dir/postern.conf";
@@ -42,6 +42,8 @@ openssl("genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out $dir/other.ke
 openssl("pkey -in $dir/server.key -aes256 -passout pass:s3cret -out $dir/enc.key");
 $t->write_file('wrong.pass', "first\nsecond\n");
 $t->write_file('right.pass', "first\ns3cret\n");
+$t->write_file('short.key', 'x' x 47);
+$t->write_file('ticket.key', 'x' x 80);
 
 sub M {
 	my ($server) = @_;
@@ -107,6 +109,10 @@ my @cases = (
 	['unknown curve', M("$cert $key ssl_ecdh_curve bogus;"),
 		fails(qq|$E SSL_CTX_set1_curves_list("bogus") failed |
 			. "(SSL: error:0A080106:SSL routines::passed invalid argument:group 'bogus' cannot be set)")],
+	# located at the end of mail {}, where nginx builds the contexts
+	['ticket key of a wrong size', M("$cert $key ssl_session_ticket_key $dir/short.key;"),
+		fails(qq|$E "$dir/short.key" must be 48 or 80 bytes in %%CONF%%:9|)],
+	['ticket key', M("$cert $key ssl_session_ticket_key $dir/ticket.key;"), passes()],
 	['curve list', M("$cert $key ssl_ecdh_curve prime256v1:secp384r1;"), passes()],
 	['missing dhparam', M("$cert $key ssl_dhparam $dir/none.dh;"),
 		fails(qq|$E BIO_new_file("$dir/none.dh") failed (SSL: error:80000002:system library::|

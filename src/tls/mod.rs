@@ -31,7 +31,7 @@ pub use context::{BuildEnv, ServerTls};
 pub use stream::{CertCheck, Handshake, Shutdown, Socket, TlsError, TlsFacts, TlsStream, Want};
 pub use tickets::{TicketKey, TicketKeys};
 
-use crate::conf::{ConfMessage, Config, ShmZone, StartTls};
+use crate::conf::{ConfMessage, Config, Origin, ShmZone, StartTls};
 use openssl::error::ErrorStack;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -77,6 +77,40 @@ fn conf_prefix(config: &Config) -> PathBuf {
         .unwrap_or_default()
 }
 
+/// Where nginx's located messages from building contexts point: nginx
+/// builds them while merging, once the whole `mail {}` block is read, so
+/// they name the line of its closing brace.
+fn mail_block_end(config: &Config) -> Option<Origin> {
+    use crate::conf::lexer::{Lexer, Stmt};
+    for file in &config.files {
+        let mut lexer = Lexer::new(file.contents.as_bytes(), false);
+        let mut depth = 0usize;
+        let mut in_mail = false;
+        loop {
+            match lexer.next_stmt() {
+                Ok(Stmt::BlockStart { words, .. }) => {
+                    if depth == 0 && words.first().is_some_and(|w| w.text == "mail") {
+                        in_mail = true;
+                    }
+                    depth += 1;
+                }
+                Ok(Stmt::BlockEnd { line }) => {
+                    depth = depth.saturating_sub(1);
+                    if in_mail && depth == 0 {
+                        return Some(Origin {
+                            file: file.path.clone(),
+                            line,
+                        });
+                    }
+                }
+                Ok(Stmt::Simple { .. }) => {}
+                Ok(Stmt::Eof { .. }) | Err(_) => break,
+            }
+        }
+    }
+    None
+}
+
 /// The contexts of every server (`None` for servers without TLS), in the
 /// order of `MailConf::servers`, and the warnings met.
 pub type Servers = (Vec<Option<ServerTls>>, Vec<ConfMessage>);
@@ -92,6 +126,7 @@ pub fn build_servers(
     };
     let mut out = Vec::with_capacity(mail.servers.len());
     let mut warnings = Vec::new();
+    let end = mail_block_end(config);
     for (i, srv) in mail.servers.iter().enumerate() {
         if !server_needs_tls(config, i) {
             out.push(None);
@@ -100,7 +135,7 @@ pub fn build_servers(
         let mut env = BuildEnv {
             default_ticket_keys: ticket_keys.clone(),
             shared_cache,
-            at: srv.origin.clone(),
+            at: end.clone().unwrap_or_else(|| srv.origin.clone()),
             conf_prefix: conf_prefix(config),
             warnings: Vec::new(),
         };

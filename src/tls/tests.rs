@@ -958,6 +958,20 @@ fn check_config_reports_first_error() {
     let (servers, _) = build_servers(&loaded.config, Some(keys), &|_| None).unwrap();
     assert!(servers[0].is_some() && servers[1].is_none());
 
+    // Located messages name the closing brace of mail {}, as nginx's.
+    let mut bad = loaded.config.clone();
+    let short = dir.write("short.key", &[0u8; 47]);
+    bad.mail.as_mut().unwrap().servers[0]
+        .ssl
+        .session_ticket_keys = vec![short.clone()];
+    assert_eq!(
+        check_config(&bad).unwrap_err().text,
+        format!(
+            "\"{}\" must be 48 or 80 bytes in {}:15",
+            short.display(),
+            dir.path().join("p.conf").display()
+        )
+    );
     let mut bad = loaded.config.clone();
     let missing = dir.path().join("nokey.pem");
     bad.mail.as_mut().unwrap().servers[0].ssl.certificate_keys =
