@@ -10,9 +10,13 @@
 //!   every worker so that tickets work across workers;
 //! - `-t` and start-up: [`check_config`], which builds every context and
 //!   reports certificate and key errors as nginx does;
-//! - each worker: [`build_servers`] (before dropping privileges, so that
-//!   keys on a PKCS#11 token keep working), then per connection
-//!   [`ServerTls::accept`] and the [`TlsStream`] step functions.
+//! - the master, once the cycle's shared-memory zones exist:
+//!   [`SessionStores::attach`] (lays out new session caches);
+//! - each worker: [`build_servers`] with `&|z| stores.get(z)` (after fork,
+//!   before dropping privileges and resetting the environment, so that
+//!   keys on a PKCS#11 token are opened by the process that uses them),
+//!   then per connection [`ServerTls::accept`] over a [`Socket`] and the
+//!   [`TlsStream`] step functions.
 
 pub mod cache;
 pub mod context;
@@ -144,6 +148,39 @@ pub fn build_servers(
         out.push(Some(tls));
     }
     Ok((out, warnings))
+}
+
+/// The shared session caches of a configuration, one per zone, attached
+/// (laid out if new) in the master once its zones are mapped, and
+/// inherited by the workers it forks.
+#[derive(Clone, Default)]
+pub struct SessionStores(Vec<(String, Arc<dyn SessionCacheBackend>)>);
+
+impl SessionStores {
+    /// Attach a session store to every zone of `zones`.
+    pub fn attach(zones: &crate::shm::ZoneSet) -> Result<SessionStores, ConfMessage> {
+        let mut list = Vec::new();
+        for zone in zones.iter() {
+            let store =
+                session_store::SessionStore::attach(zone.clone()).map_err(|e| ConfMessage {
+                    level: crate::conf::Level::Emerg,
+                    text: e.to_string(),
+                })?;
+            list.push((
+                zone.name().to_string(),
+                Arc::new(store) as Arc<dyn SessionCacheBackend>,
+            ));
+        }
+        Ok(SessionStores(list))
+    }
+
+    /// The cache of a `shared:name:size` zone (for [`build_servers`]).
+    pub fn get(&self, zone: &ShmZone) -> Option<Arc<dyn SessionCacheBackend>> {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == zone.name)
+            .map(|(_, s)| Arc::clone(s))
+    }
 }
 
 /// Build every server's context to check the configuration (`-t` and

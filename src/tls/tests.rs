@@ -1119,43 +1119,40 @@ fn engine_key_from_softhsm() {
 
 #[test]
 fn shared_memory_cache_and_shared_ticket_keys() {
-    use crate::shm::Zone;
     use crate::tls::session_store::SessionStore;
     let p = pki();
-    let store = SessionStore::attach(Zone::create("SSL", 1 << 20).unwrap()).unwrap();
+    let zone = conf::ShmZone {
+        name: "SSL".into(),
+        size: 1 << 20,
+    };
+    // As the master does: map the zones, attach the stores.
+    let zones = crate::shm::ZoneSet::new()
+        .reconcile(std::slice::from_ref(&zone))
+        .unwrap();
+    let stores = SessionStores::attach(&zones).unwrap();
+    let other = conf::ShmZone {
+        name: "other".into(),
+        size: 1 << 20,
+    };
+    assert!(stores.get(&other).is_none());
+    let store = SessionStore::attach(zones.get("SSL").unwrap().clone()).unwrap();
     let mut ssl = base(&p);
     ssl.session_cache = SessionCache {
         mode: SessionCacheMode::Cache,
         builtin: None,
-        shared: Some(conf::ShmZone {
-            name: "SSL".into(),
-            size: 1 << 20,
-        }),
+        shared: Some(zone.clone()),
     };
     // Tickets on, no key files: keys live in the zone, so two workers'
     // contexts (built without the master's keys) accept each other's
     // tickets.
-    let backend: Arc<dyn SessionCacheBackend> = Arc::new(store.clone());
-    let a = Arc::new(
-        build_with(&ssl, None, Some(Arc::clone(&backend)))
-            .unwrap()
-            .0,
-    );
-    let b = Arc::new(
-        build_with(&ssl, None, Some(Arc::clone(&backend)))
-            .unwrap()
-            .0,
-    );
+    let a = Arc::new(build_with(&ssl, None, stores.get(&zone)).unwrap().0);
+    let b = Arc::new(build_with(&ssl, None, stores.get(&zone)).unwrap().0);
     assert!(resumes(&a, &b, None));
     assert!(resumes(&b, &a, Some(SslVersion::TLS1_2)));
     // Tickets off: sessions themselves go to the zone.
     ssl.session_tickets = false;
-    let c = Arc::new(
-        build_with(&ssl, None, Some(Arc::clone(&backend)))
-            .unwrap()
-            .0,
-    );
-    let d = Arc::new(build_with(&ssl, None, Some(backend)).unwrap().0);
+    let c = Arc::new(build_with(&ssl, None, stores.get(&zone)).unwrap().0);
+    let d = Arc::new(build_with(&ssl, None, stores.get(&zone)).unwrap().0);
     let before = store.stats().unwrap();
     assert!(resumes(&c, &d, Some(SslVersion::TLS1_2)));
     assert!(resumes(&d, &c, None));
