@@ -32,7 +32,9 @@ pub(crate) mod testutil;
 
 pub use cache::SessionCacheBackend;
 pub use context::{BuildEnv, ServerTls};
-pub use stream::{CertCheck, Handshake, Shutdown, Socket, TlsError, TlsFacts, TlsStream, Want};
+pub use stream::{
+    CertCheck, Handshake, Shutdown, Socket, TlsError, TlsFacts, TlsStream, Want, SHUTDOWN_TIMEOUT,
+};
 pub use tickets::{TicketKey, TicketKeys};
 
 use crate::conf::{ConfMessage, Config, Origin, ShmZone, StartTls};

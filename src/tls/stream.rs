@@ -24,6 +24,10 @@ use openssl::ssl::{ErrorCode, ShutdownResult, ShutdownState, Ssl, SslRef, SslStr
 use openssl::x509::X509VerifyResult;
 use std::io::{self, Read, Write};
 
+/// How long a closing connection waits for the peer's close_notify (as
+/// nginx).
+pub const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// What a blocked call waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Want {
@@ -273,37 +277,46 @@ impl<S: Read + Write> TlsStream<S> {
     }
 
     /// One shutdown step (nginx's ngx_ssl_shutdown): after a completed
-    /// handshake send close_notify, without waiting for the peer's.
+    /// handshake, send close_notify and wait for the peer's. While this
+    /// returns `WantRead`/`WantWrite` the caller waits for the socket, at
+    /// most [`SHUTDOWN_TIMEOUT`]; on timeout it calls [`set_broken`] and
+    /// this once more, which then finishes at once.
+    ///
+    /// [`set_broken`]: TlsStream::set_broken
     pub fn shutdown(&mut self) -> Shutdown {
         if !self.handshaked {
             return Shutdown::Done;
         }
         if self.broken {
+            // An error or a timeout: no close_notify either way.
             ffi::set_quiet_shutdown(self.inner.ssl());
             self.inner
                 .set_shutdown(ShutdownState::SENT | ShutdownState::RECEIVED);
             return Shutdown::Done;
         }
-        // We never wait for the peer's close_notify: mark it received.
-        let state = self.inner.get_shutdown() | ShutdownState::RECEIVED;
-        self.inner.set_shutdown(state);
-        match self.inner.shutdown() {
-            Ok(ShutdownResult::Sent) | Ok(ShutdownResult::Received) => Shutdown::Done,
-            Err(e) if e.code() == ErrorCode::WANT_READ => {
-                self.blocked = Some(Want::Read);
-                Shutdown::WantRead
-            }
-            Err(e) if e.code() == ErrorCode::WANT_WRITE => {
-                self.blocked = Some(Want::Write);
-                Shutdown::WantWrite
-            }
-            Err(e) => {
-                if !is_eof(&e) {
-                    self.last_error = Some(failure(&e, "SSL_shutdown() failed"));
+        // The first call sends close_notify, a second one waits for the
+        // peer's.
+        for _ in 0..2 {
+            match self.inner.shutdown() {
+                Ok(ShutdownResult::Received) => return Shutdown::Done,
+                Ok(ShutdownResult::Sent) => continue,
+                Err(e) if e.code() == ErrorCode::WANT_READ => {
+                    self.blocked = Some(Want::Read);
+                    return Shutdown::WantRead;
                 }
-                Shutdown::Done
+                Err(e) if e.code() == ErrorCode::WANT_WRITE => {
+                    self.blocked = Some(Want::Write);
+                    return Shutdown::WantWrite;
+                }
+                Err(e) => {
+                    if !is_eof(&e) {
+                        self.last_error = Some(failure(&e, "SSL_shutdown() failed"));
+                    }
+                    return Shutdown::Done;
+                }
             }
         }
+        Shutdown::Done
     }
 
     pub fn get_ref(&self) -> &S {

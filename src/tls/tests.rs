@@ -1227,3 +1227,47 @@ fn tls13_resumption_does_not_extend_session_lifetime() {
     );
     assert!(!s.reused);
 }
+
+#[test]
+fn shutdown_waits_for_close_notify_until_broken() {
+    let p = pki();
+    let tls = Arc::new(build(&base(&p)).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // A client that takes the greeting and then stays silent.
+    let client = std::thread::spawn(move || {
+        let mut b = SslConnector::builder(SslMethod::tls()).unwrap();
+        b.set_verify(SslVerifyMode::NONE);
+        let tcp = TcpStream::connect(addr).unwrap();
+        let mut s = b.build().connect("mail.test", tcp).unwrap();
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        n
+    });
+    let (sock, _) = listener.accept().unwrap();
+    sock.set_nonblocking(true).unwrap();
+    let stream = crate::event::Stream::Tcp(mio::net::TcpStream::from_std(sock));
+    let mut s = tls.accept(Socket(stream)).unwrap();
+    let mut poll = Poll::new().unwrap();
+    let mut events = Events::with_capacity(4);
+    poll.registry()
+        .register(&mut s, Token(0), Interest::READABLE | Interest::WRITABLE)
+        .unwrap();
+    loop {
+        match s.handshake() {
+            Handshake::Done => break,
+            Handshake::Failed(e) => panic!("{e:?}"),
+            _ => poll
+                .poll(&mut events, Some(Duration::from_secs(5)))
+                .unwrap(),
+        }
+    }
+    assert_eq!(s.write(b"* OK\r\n").unwrap(), IoStatus::Done(6));
+    assert_eq!(s.shutdown(), Shutdown::WantRead);
+    assert_eq!(s.blocked_on(), Some(Want::Read));
+    // The peer does not answer: the session gives up after the timeout.
+    s.set_broken();
+    assert_eq!(s.shutdown(), Shutdown::Done);
+    assert_eq!(client.join().unwrap(), 6);
+}
