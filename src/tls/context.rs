@@ -308,14 +308,15 @@ fn load_pem_key(
     phrases: &[Vec<u8>],
     env: &mut BuildEnv<'_>,
 ) -> Result<openssl::pkey::PKey<openssl::pkey::Private>, LoadError> {
-    let loaded = ffi::read_private_key(src, phrases)?;
-    if let Some(n) = loaded.truncated {
+    let mut truncated = None;
+    let key = ffi::read_private_key(src, phrases, &mut truncated);
+    if let Some(n) = truncated {
         env.warnings.push(ConfMessage {
             level: Level::Error,
             text: format!("password is truncated to {n} bytes"),
         });
     }
-    Ok(loaded.key)
+    key
 }
 
 /// `ssl_verify_client` with its CA files and CRLs; returns the names of the

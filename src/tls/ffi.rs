@@ -37,7 +37,6 @@ type TicketKeyCb = unsafe extern "C" fn(
 extern "C" {
     fn ERR_error_string_n(e: c_ulong, buf: *mut c_char, len: usize);
     fn ERR_peek_last_error() -> c_ulong;
-    fn ERR_peek_error() -> c_ulong;
     fn BIO_new_file(name: *const c_char, mode: *const c_char) -> *mut sys::BIO;
     fn PEM_read_bio_X509_AUX(
         bio: *mut sys::BIO,
@@ -160,12 +159,6 @@ pub fn error_string(code: c_ulong) -> String {
         ERR_error_string_n(code, buf.as_mut_ptr(), buf.len());
         CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned()
     }
-}
-
-/// Whether OpenSSL's error queue holds anything.
-pub fn error_pending() -> bool {
-    // SAFETY: reads the thread's error queue without changing it.
-    unsafe { ERR_peek_error() != 0 }
 }
 
 fn last_error_is_no_start_line() -> bool {
@@ -310,7 +303,8 @@ pub fn read_crls(src: &PemSource<'_>) -> Result<Vec<X509Crl>, LoadError> {
 struct PassState<'a> {
     phrase: Option<&'a [u8]>,
     asked: Cell<bool>,
-    truncated: Cell<bool>,
+    /// The buffer size a too long pass phrase was cut to.
+    truncated: Cell<Option<usize>>,
 }
 
 unsafe extern "C" fn pass_cb(
@@ -328,7 +322,7 @@ unsafe extern "C" fn pass_cb(
     st.asked.set(true);
     let Some(p) = st.phrase else { return 0 };
     let n = if p.len() > size as usize {
-        st.truncated.set(true);
+        st.truncated.set(Some(size as usize));
         size as usize
     } else {
         p.len()
@@ -338,17 +332,15 @@ unsafe extern "C" fn pass_cb(
     n as c_int
 }
 
-/// A private key and what loading it noticed.
-pub struct LoadedKey {
-    pub key: PKey<Private>,
-    /// A pass phrase was longer than OpenSSL's buffer and was cut (nginx
-    /// logs "password is truncated to N bytes").
-    pub truncated: Option<usize>,
-}
-
 /// A PEM private key, trying each pass phrase in turn (none given: an
-/// encrypted key fails instead of prompting).
-pub fn read_private_key(src: &PemSource<'_>, phrases: &[Vec<u8>]) -> Result<LoadedKey, LoadError> {
+/// encrypted key fails instead of prompting). A pass phrase longer than
+/// OpenSSL's buffer is cut; `truncated` then tells to what size (nginx
+/// logs "password is truncated to N bytes").
+pub fn read_private_key(
+    src: &PemSource<'_>,
+    phrases: &[Vec<u8>],
+    truncated: &mut Option<usize>,
+) -> Result<PKey<Private>, LoadError> {
     clear_errors();
     let (bio, _keep) = open_bio(src)?;
     let tries: Vec<Option<&[u8]>> = if phrases.is_empty() {
@@ -356,12 +348,11 @@ pub fn read_private_key(src: &PemSource<'_>, phrases: &[Vec<u8>]) -> Result<Load
     } else {
         phrases.iter().map(|p| Some(p.as_slice())).collect()
     };
-    let mut truncated = None;
     for (i, phrase) in tries.iter().enumerate() {
         let st = PassState {
             phrase: *phrase,
             asked: Cell::new(false),
-            truncated: Cell::new(false),
+            truncated: Cell::new(None),
         };
         // SAFETY: `bio` is valid, the callback matches `pem_password_cb`
         // and `st` outlives the call.
@@ -373,13 +364,12 @@ pub fn read_private_key(src: &PemSource<'_>, phrases: &[Vec<u8>]) -> Result<Load
                 &st as *const PassState<'_> as *mut c_void,
             )
         };
-        if st.truncated.get() {
-            truncated = Some(1023);
+        if st.truncated.get().is_some() {
+            *truncated = st.truncated.get();
         }
         if !k.is_null() {
             // SAFETY: a non-null EVP_PKEY we own.
-            let key = unsafe { PKey::from_ptr(k) };
-            return Ok(LoadedKey { key, truncated });
+            return Ok(unsafe { PKey::from_ptr(k) });
         }
         if i + 1 < tries.len() {
             clear_errors();
@@ -448,7 +438,7 @@ pub fn store_private_key(uri: &str, phrases: &[Vec<u8>]) -> Result<PKey<Private>
         let st = PassState {
             phrase: *phrase,
             asked: Cell::new(false),
-            truncated: Cell::new(false),
+            truncated: Cell::new(None),
         };
         // SAFETY: wraps our PEM callback in a UI method owned by us.
         let method = unsafe { UI_UTIL_wrap_read_pem_callback(Some(pass_cb), 0) };
@@ -796,8 +786,8 @@ pub trait TicketKeySource {
 }
 
 /// Install the ticket key callback, reading the keys from the context's
-/// ex_data slot `index` (which must hold a `Box<dyn TicketKeySource>`-like
-/// value set through the crate: see `tickets.rs`).
+/// ex_data slot `index`, which must hold a [`TicketKeysHandle`] set
+/// through the crate's typed ex_data (see `tickets.rs`).
 pub fn set_ticket_key_callback(ctx: &mut SslContextBuilder, index: c_int) {
     TICKET_INDEX.get_or_init(|| index);
     let cb: TicketKeyCb = ticket_cb;

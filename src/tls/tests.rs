@@ -428,6 +428,20 @@ fn key_sources_data_encrypted_store() {
         )
     );
 
+    // a pass phrase longer than OpenSSL's buffer is cut, and said so
+    ssl.passwords = Some(Passwords(vec![vec![b'x'; 2000]]));
+    let lookup = |_: &conf::ShmZone| None;
+    let mut env = BuildEnv {
+        default_ticket_keys: None,
+        shared_cache: &lookup,
+        at: at(),
+        conf_prefix: "/".into(),
+        warnings: Vec::new(),
+    };
+    assert!(ServerTls::build(&ssl, Protocol::Imap, &mut env).is_err());
+    assert_eq!(env.warnings[0].text, "password is truncated to 1024 bytes");
+    assert_eq!(env.warnings[0].level, Level::Error);
+
     // store: tries every pass phrase (nginx tries only the first)
     let mut ssl = base(&p);
     ssl.certificate_keys = vec![KeySource::Store(format!("file:{}", encf.display()))];
