@@ -197,6 +197,8 @@ sub auth_http_scripted {
 			last if $line eq "\r\n";
 			$h{lc $1} = $2 if $line =~ /^([^:\s]+): (.*?)\r\n$/;
 		}
+		# a bare connect (a readiness probe) is not a request
+		next if $request eq '';
 		record($log_file, "$request--\n");
 
 		my $r = $respond->(\%h, $request);
