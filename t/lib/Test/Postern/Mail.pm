@@ -121,6 +121,42 @@ sub check {
 	return Test::More::like($reply // '', $re, $name);
 }
 
+# Reads exactly as many bytes as $expected has and compares them: replies
+# are checked byte for byte, and a missing or extra byte shows in the next
+# check.
+sub expect {
+	my ($self, $expected, $name) = @_;
+	my $got = $self->read_bytes(length $expected);
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	return Test::More::is($got, $expected, $name);
+}
+
+# Passes when the server closes the connection without sending anything more.
+sub closed {
+	my ($self, $name) = @_;
+	my $line = $self->getline;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	return Test::More::ok(!defined $line && $self->{sock}->eof, $name)
+		|| Test::More::diag('got ' . ($line // '(timeout)'));
+}
+
+# True when the binary under test is stock nginx older than $version
+# ("1.29.0"): for replies that changed between the Debian nginx the tests
+# run against and the nginx release Postern follows.
+sub nginx_older_than {
+	my ($version) = @_;
+	require Test::Postern;
+	return 0 unless Test::Postern::is_nginx();
+	my $bin = Test::Postern::binary();
+	my ($v) = `$bin -v 2>&1` =~ m{nginx/(\d+\.\d+\.\d+)} or return 0;
+	my @have = split /\./, $v;
+	my @want = split /\./, $version;
+	for my $i (0 .. 2) {
+		return $have[$i] < $want[$i] ? 1 : 0 if $have[$i] != $want[$i];
+	}
+	return 0;
+}
+
 sub close {
 	my ($self) = @_;
 	CORE::close($self->{sock});
