@@ -234,7 +234,13 @@ fn set_protocols(ctx: &mut SslContextBuilder, ssl: &SslConf) {
             | SslOptions::NO_RENEGOTIATION
             | SslOptions::from_bits_retain(ffi::SSL_OP_IGNORE_UNEXPECTED_EOF),
     );
-    ctx.set_mode(SslMode::RELEASE_BUFFERS | SslMode::from_bits_retain(ffi::SSL_MODE_NO_AUTO_CHAIN));
+    // A write that would block is retried with the same bytes, but the
+    // caller's buffer may have moved (a Vec grows) in between.
+    ctx.set_mode(
+        SslMode::RELEASE_BUFFERS
+            | SslMode::ACCEPT_MOVING_WRITE_BUFFER
+            | SslMode::from_bits_retain(ffi::SSL_MODE_NO_AUTO_CHAIN),
+    );
     ctx.set_read_ahead(true);
     ffi::set_info_callback(ctx);
 }

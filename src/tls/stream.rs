@@ -443,6 +443,9 @@ impl<S: Read + Write> Io for TlsStream<S> {
         }
     }
 
+    /// After `WouldBlock`, call again with the same bytes (the buffer may
+    /// have moved) once the socket is ready as [`TlsStream::blocked_on`]
+    /// says.
     fn write(&mut self, buf: &[u8]) -> io::Result<IoStatus> {
         if buf.is_empty() {
             return Ok(IoStatus::WouldBlock);

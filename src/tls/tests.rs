@@ -1285,3 +1285,77 @@ fn shutdown_waits_for_close_notify_until_broken() {
     assert_eq!(s.shutdown(), Shutdown::Done);
     assert_eq!(client.join().unwrap(), 6);
 }
+
+#[test]
+fn large_writes_to_a_slow_reader_wait_for_writability() {
+    let p = pki();
+    let tls = Arc::new(build(&base(&p)).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    const TOTAL: usize = 4 << 20;
+    let client = std::thread::spawn(move || {
+        let mut b = SslConnector::builder(SslMethod::tls()).unwrap();
+        b.set_verify(SslVerifyMode::NONE);
+        let tcp = TcpStream::connect(addr).unwrap();
+        let mut s = b.build().connect("mail.test", tcp).unwrap();
+        // Let the server fill the socket first.
+        std::thread::sleep(Duration::from_millis(200));
+        let mut got = 0;
+        let mut buf = vec![0u8; 65536];
+        while got < TOTAL {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    assert!(buf[..n].iter().all(|&b| b == b'x'));
+                    got += n;
+                }
+            }
+        }
+        got
+    });
+    let (sock, _) = listener.accept().unwrap();
+    sock.set_nonblocking(true).unwrap();
+    let stream = crate::event::Stream::Tcp(mio::net::TcpStream::from_std(sock));
+    let mut s = tls.accept(Socket(stream)).unwrap();
+    let mut poll = Poll::new().unwrap();
+    let mut events = Events::with_capacity(4);
+    poll.registry()
+        .register(&mut s, Token(0), Interest::READABLE | Interest::WRITABLE)
+        .unwrap();
+    let mut waits = 0;
+    loop {
+        match s.handshake() {
+            Handshake::Done => break,
+            Handshake::Failed(e) => panic!("{e:?}"),
+            _ => poll
+                .poll(&mut events, Some(Duration::from_secs(5)))
+                .unwrap(),
+        }
+    }
+    // The buffer moves between retries: a new Vec each time, allocated
+    // while the previous one is still alive.
+    let mut sent = 0;
+    let mut blocked = 0;
+    let mut previous: Vec<u8> = Vec::new();
+    while sent < TOTAL {
+        let chunk = vec![b'x'; (TOTAL - sent).min(100_000)];
+        assert_ne!(chunk.as_ptr(), previous.as_ptr());
+        let r = s.write(&chunk).unwrap();
+        previous = chunk;
+        match r {
+            IoStatus::Done(n) => sent += n,
+            IoStatus::WouldBlock => {
+                blocked += 1;
+                assert_eq!(s.blocked_on(), Some(Want::Write));
+                poll.poll(&mut events, Some(Duration::from_secs(5)))
+                    .unwrap();
+                assert!(!events.is_empty());
+                waits += 1;
+            }
+            IoStatus::Closed => panic!("closed"),
+        }
+    }
+    assert!(blocked > 0, "the socket never filled");
+    assert!(waits < 2000, "{waits} wake-ups");
+    assert_eq!(client.join().unwrap(), TOTAL);
+}
