@@ -97,6 +97,9 @@ fn key_name(src: &KeySource) -> String {
     match src {
         KeySource::File(p) => p.display().to_string(),
         KeySource::Data(d) => format!("data:{d}"),
+        // The model cannot tell `engine:e` from `engine:e:`; both are
+        // reported as the first (nginx: invalid syntax).
+        KeySource::Engine { engine, key_id } if key_id.is_empty() => format!("engine:{engine}"),
         KeySource::Engine { engine, key_id } => format!("engine:{engine}:{key_id}"),
         KeySource::Store(uri) => format!("store:{uri}"),
     }
@@ -294,7 +297,7 @@ fn set_certificates(
                 load_pem_key(&PemSource::Data(d.as_bytes()), phrases, env).map_err(kerr)?
             }
             KeySource::Engine { engine, key_id } => {
-                if key_id.is_empty() && !kname.ends_with(':') {
+                if key_id.is_empty() {
                     return Err(emerg(format!(
                         "cannot load certificate key \"{kname}\": invalid syntax"
                     )));

@@ -552,6 +552,15 @@ fn configuration_errors_worded_as_nginx() {
         p.ca.display()
     )));
     let mut ssl = base(&p);
+    ssl.certificate_keys = vec![KeySource::Engine {
+        engine: "pkcs11".into(),
+        key_id: String::new(),
+    }];
+    assert_eq!(
+        err(&ssl),
+        "cannot load certificate key \"engine:pkcs11\": invalid syntax"
+    );
+    let mut ssl = base(&p);
     ssl.certificate_compression = true;
     let (_, w) = build_with(&ssl, None, None).unwrap();
     assert_eq!(
