@@ -948,6 +948,13 @@ pub(crate) fn tests_drop_privileges(uid: u32, gid: u32) -> bool {
     }
 }
 
+/// Test helper: bytes of heap in use (glibc).
+#[cfg(test)]
+pub(crate) fn tests_heap_in_use() -> usize {
+    // SAFETY: a plain query of the allocator's statistics.
+    unsafe { libc::mallinfo2().uordblks }
+}
+
 /// Test helper: make a named pipe.
 #[cfg(test)]
 pub(crate) fn tests_mkfifo(path: &CStr) -> c_int {
