@@ -57,7 +57,9 @@ impl BuildEnv<'_> {
     }
 }
 
-/// A server's TLS context and the settings connections need.
+/// A server's TLS context and the settings connections need. Cloning is
+/// cheap (the context is reference-counted).
+#[derive(Clone)]
 pub struct ServerTls {
     ctx: SslContext,
     verify: VerifyClient,

@@ -74,6 +74,23 @@ pub enum CertCheck {
     Missing(String),
 }
 
+impl CertCheck {
+    /// The reply that closes the session when the certificate is refused
+    /// (nginx's per-protocol `cert_error` and `no_cert`); `None` for `Ok`.
+    pub fn reply(&self, protocol: crate::conf::Protocol) -> Option<&'static [u8]> {
+        use crate::conf::Protocol::{Imap, Pop3, Smtp};
+        Some(match (self, protocol) {
+            (CertCheck::Ok, _) => return None,
+            (CertCheck::Invalid(_), Imap) => b"* BYE SSL certificate error\r\n",
+            (CertCheck::Missing(_), Imap) => b"* BYE No required SSL certificate\r\n",
+            (CertCheck::Invalid(_), Pop3) => b"-ERR SSL certificate error\r\n",
+            (CertCheck::Missing(_), Pop3) => b"-ERR No required SSL certificate\r\n",
+            (CertCheck::Invalid(_), Smtp) => b"421 4.7.1 SSL certificate error\r\n",
+            (CertCheck::Missing(_), Smtp) => b"421 4.7.1 No required SSL certificate\r\n",
+        })
+    }
+}
+
 /// The connection facts auth_http reports (`Auth-SSL-*`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TlsFacts {

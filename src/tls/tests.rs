@@ -639,8 +639,13 @@ fn client_certificates_every_mode() {
         .facts
         .cert_pem
         .starts_with("-----BEGIN CERTIFICATE-----\n"));
+    assert_eq!(CertCheck::Ok.reply(Protocol::Imap), None);
     // on + none
     let (s, _) = exchange(&tls, VerifyClient::On, Client::default());
+    assert_eq!(
+        s.cert_check.as_ref().unwrap().reply(Protocol::Smtp),
+        Some(&b"421 4.7.1 No required SSL certificate\r\n"[..])
+    );
     assert_eq!(
         s.cert_check,
         Some(CertCheck::Missing(
@@ -669,6 +674,10 @@ fn client_certificates_every_mode() {
         ))
     );
     assert_eq!(s.facts.verify, "FAILED:self-signed certificate");
+    assert_eq!(
+        s.cert_check.as_ref().unwrap().reply(Protocol::Imap),
+        Some(&b"* BYE SSL certificate error\r\n"[..])
+    );
     // optional_no_ca accepts it
     let (s, _) = exchange(
         &tls,
