@@ -1467,3 +1467,70 @@ fn idle_connections_stay_small() {
     // (no SSL_MODE_RELEASE_BUFFERS) would take about 48 KB.
     assert!(per < 20 * 1024, "{per} bytes per idle connection");
 }
+
+#[test]
+fn sessions_resume_across_worker_processes() {
+    let p = pki();
+    let zone = conf::ShmZone {
+        name: "SSL".into(),
+        size: 1 << 20,
+    };
+    // The master maps the zone and attaches the store before forking.
+    let zones = crate::shm::ZoneSet::new()
+        .reconcile(std::slice::from_ref(&zone))
+        .unwrap();
+    let stores = SessionStores::attach(&zones).unwrap();
+    let mut ssl = base(&p);
+    ssl.session_cache = SessionCache {
+        mode: SessionCacheMode::Cache,
+        builtin: None,
+        shared: Some(zone.clone()),
+    };
+    for (tickets, max) in [
+        (false, Some(SslVersion::TLS1_2)),
+        (false, None),
+        (true, None),
+        (true, Some(SslVersion::TLS1_2)),
+    ] {
+        ssl.session_tickets = tickets;
+        // A worker process: builds its context, serves one connection and
+        // says whether it was resumed.
+        let worker = |listener: TcpListener| {
+            let ssl = ssl.clone();
+            let shared = stores.get(&zone);
+            crate::shm::testing::fork(move || {
+                let tls = build_with(&ssl, None, shared).unwrap().0;
+                let s = serve(&tls, &listener, VerifyClient::Off);
+                match (s.result, s.reused) {
+                    (Ok(()), false) => 10,
+                    (Ok(()), true) => 11,
+                    (Err(_), _) => 1,
+                }
+            })
+        };
+        let l1 = TcpListener::bind("127.0.0.1:0").unwrap();
+        let a1 = l1.local_addr().unwrap();
+        let w1 = worker(l1);
+        let c = connect(
+            a1,
+            Client {
+                max,
+                ..Client::default()
+            },
+        );
+        assert_eq!(crate::shm::testing::wait(w1), 10);
+        let l2 = TcpListener::bind("127.0.0.1:0").unwrap();
+        let a2 = l2.local_addr().unwrap();
+        let w2 = worker(l2);
+        let c2 = connect(
+            a2,
+            Client {
+                max,
+                session: c.session,
+                ..Client::default()
+            },
+        );
+        assert!(c2.reused, "tickets {tickets}, {max:?}");
+        assert_eq!(crate::shm::testing::wait(w2), 11);
+    }
+}
