@@ -3,25 +3,41 @@
 //! each stage owns its own data and the session moves from one to the
 //! next by value:
 //!
-//! `Commands` (greeting and the protocol's front end; `SmtpDelay` first
-//! with `smtp_greeting_delay`) → `AuthHttp` (→ `AuthSleep` on Auth-Wait)
-//! → `Backend` (connect and log in) → `Relay` → closed.
+//! `ProxyProtocol` (on `listen … proxy_protocol`: the header, then
+//! `set_real_ip_from`) → `Resolving` (SMTP with `resolver`: the client's
+//! host name, before the greeting) → `Commands` (greeting and the
+//! protocol's front end; `SmtpDelay` first with `smtp_greeting_delay`) →
+//! `AuthHttp` (→ `AuthSleep` on Auth-Wait) → `Backend` (connect and log
+//! in) → `Relay` → closed.
 //!
 //! Sources registered with the loop: 0 the client, 1 auth_http, 2 the
-//! backend. `timeout` bounds everything before proxying (the backend login
-//! included), `auth_http_timeout` the auth_http exchange, `proxy_timeout`
-//! the relay (re-armed by client activity, as nginx does).
+//! backend, 3 the resolver's sockets (all on one index). `timeout` bounds
+//! everything before proxying (the PROXY header and the backend login
+//! included), `resolver_timeout` each step of the host name lookup,
+//! `auth_http_timeout` the auth_http exchange, `proxy_timeout` the relay
+//! (re-armed by client activity, as nginx does).
+//!
+//! After realip the client address is the header's everywhere: the log
+//! context (`client:`), Client-IP, the resolver, XCLIENT ADDR and the
+//! PROXY header to the backend; the `connected` line, written at accept,
+//! keeps the peer's. As in nginx, no mail session counts as idle on a
+//! graceful shutdown: each one finishes or is closed by
+//! `worker_shutdown_timeout`.
 //!
 //! Replies to the client are written in one piece with TCP_NODELAY on; a
 //! reply the socket cannot take at once is kept and flushed when the
 //! socket becomes writable, and the next command is only handled then.
 
-use super::auth_http::{self, AuthHttpResponse, AuthRequest, Outcome as AuthOutcome, Progress};
+use super::auth_http::{
+    self, AuthHttpResponse, AuthRequest, Outcome as AuthOutcome, Progress, ProxyProtocolAddrs,
+};
 use super::caps::Replies;
 use super::front::{internal_server_error, AuthMethod, FrontConf, Notes, Shared, Step};
 use super::imap::Imap;
 use super::pop3::Pop3;
-use super::proxy_protocol::{self, Endpoint, WriteError};
+use super::proxy_protocol::{self, Endpoint, Parse, ProxyHeader, WriteError};
+use super::realip;
+use super::resolver::{HostLookup, Outcome as HostOutcome};
 use super::relay::{Outcome as RelayOutcome, Pipe, Relay, Side};
 use super::smtp::{self, Smtp};
 use super::upstream::{Login, LoginConf, LoginError, LoginStep};
@@ -35,11 +51,12 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const SRC_CLIENT: usize = 0;
 const SRC_AUTH: usize = 1;
 const SRC_BACKEND: usize = 2;
+const SRC_RESOLVER: usize = 3;
 
 /// Everything a session needs from its server and listening socket,
 /// shared by all sessions that came in on the same `listen`.
@@ -52,6 +69,8 @@ pub struct ServerCtx {
     pub addr_text: String,
     /// The auth_http peer as logged.
     pub auth_peer: String,
+    /// `listen … proxy_protocol`: a PROXY protocol header comes first.
+    pub proxy_protocol: bool,
 }
 
 impl ServerCtx {
@@ -76,6 +95,7 @@ impl ServerCtx {
             conf: conf.clone(),
             log,
             addr_text: addr_text.to_string(),
+            proxy_protocol: false,
         }
     }
 }
@@ -84,6 +104,15 @@ impl ServerCtx {
 #[derive(Debug)]
 pub enum ClientStream {
     Plain(Stream),
+}
+
+impl ClientStream {
+    /// Look at the waiting bytes without taking them (the PROXY header).
+    fn peek(&self, buf: &mut [u8]) -> io::Result<IoStatus> {
+        match self {
+            ClientStream::Plain(s) => s.peek(buf),
+        }
+    }
 }
 
 impl Io for ClientStream {
@@ -230,6 +259,47 @@ impl Front {
     }
 }
 
+/// Reading the PROXY protocol header: each readiness peeks at what has
+/// arrived (up to nginx's 4096 bytes) and judges it whole; only the header
+/// is taken from the socket, the rest is the protocol's.
+struct ProxyProtocolStage {
+    front: Front,
+    buf: Box<[u8]>,
+}
+
+/// The addresses of a PROXY protocol header, for auth_http's
+/// `Proxy-Protocol-*` headers (nginx's `c->proxy_protocol`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ProxyInfo {
+    src_addr: Vec<u8>,
+    src_port: u16,
+    dst_addr: Vec<u8>,
+    dst_port: u16,
+}
+
+impl ProxyInfo {
+    fn new(h: &ProxyHeader<'_>) -> ProxyInfo {
+        let text = |a: &proxy_protocol::Address<'_>| {
+            let mut v = Vec::new();
+            // Writing into a Vec cannot fail.
+            let _ = a.write_text(&mut v);
+            v
+        };
+        ProxyInfo {
+            src_addr: text(&h.src_addr),
+            src_port: h.src_port,
+            dst_addr: text(&h.dst_addr),
+            dst_port: h.dst_port,
+        }
+    }
+}
+
+/// The client's host name lookup before the SMTP greeting.
+struct ResolveStage {
+    front: Front,
+    lookup: HostLookup,
+}
+
 struct AuthStage {
     front: Front,
     sock: PeerSock,
@@ -265,6 +335,8 @@ struct RelayStage {
 }
 
 enum Stage {
+    ProxyProtocol(Box<ProxyProtocolStage>),
+    Resolving(Box<ResolveStage>),
     /// `smtp_greeting_delay`: any input now is a pipelining violation.
     SmtpDelay(Front),
     Commands(Front),
@@ -284,6 +356,8 @@ enum Timer {
     AuthSleep,
     Backend,
     Proxy,
+    /// The lookup's next deadline (a resend or `resolver_timeout`).
+    Resolver,
 }
 
 impl Timer {
@@ -298,6 +372,7 @@ impl Timer {
             Timer::AuthSleep,
             Timer::Backend,
             Timer::Proxy,
+            Timer::Resolver,
         ]
         .into_iter()
         .find(|t| t.tag() == tag)
@@ -311,10 +386,17 @@ pub struct Session {
     client: ClientStream,
     client_readable: bool,
     client_writable: bool,
+    /// The client shut down its side (seen while reading the PROXY header).
+    client_read_closed: bool,
+    /// The client: the peer, or the PROXY header's source after realip.
+    peer: Peer,
+    /// The PROXY protocol header's addresses, when one came with them.
+    proxy_info: Option<ProxyInfo>,
     /// The client address as logged and sent (`127.0.0.1`, `::1`, `unix:`).
     client_addr: String,
     client_ipv6: bool,
-    /// Client host for Client-Host / XCLIENT NAME (SMTP).
+    /// Client host for Client-Host / XCLIENT NAME (SMTP): nginx's
+    /// `s->host`, set when the session starts its protocol.
     client_host: Vec<u8>,
     /// Socket addresses for a PROXY protocol header to the backend.
     client_sock: Option<SocketAddr>,
@@ -404,7 +486,8 @@ fn error_level(err: &io::Error, base: Level) -> Level {
 
 impl Session {
     /// A new session for an accepted connection; logs nothing (the
-    /// acceptor logs the "connected" line) and starts the greeting.
+    /// acceptor logs the "connected" line) and starts with the PROXY
+    /// protocol header or the protocol.
     pub fn start(
         srv: Arc<ServerCtx>,
         stream: Stream,
@@ -415,22 +498,11 @@ impl Session {
         if let Stream::Tcp(s) = &stream {
             let _ = s.set_nodelay(true);
         }
-        let (client_addr, client_ipv6) = match peer {
-            Peer::Inet(a) => (a.ip().to_string(), a.is_ipv6()),
-            Peer::Unix => ("unix:".to_string(), false),
-        };
         let conf = &srv.conf;
         let front = match conf.protocol {
             Protocol::Imap => Front::Imap(Imap::new(conf.imap.client_buffer)),
             Protocol::Pop3 => Front::Pop3(Pop3::new()),
             Protocol::Smtp => Front::Smtp(Smtp::new(conf.smtp.client_buffer)),
-        };
-        // Without a resolver SMTP says so; with one, the client name is
-        // looked up (a UNIX-domain client has none to look up).
-        let client_host = match (conf.protocol, &conf.resolver, peer) {
-            (Protocol::Smtp, None, _) => smtp::HOST_UNAVAILABLE.to_vec(),
-            (Protocol::Smtp, Some(_), _) => smtp::HOST_TEMPUNAVAIL.to_vec(),
-            _ => Vec::new(),
         };
         let mut s = Session {
             number: ctx.number,
@@ -438,13 +510,13 @@ impl Session {
             client: ClientStream::Plain(stream),
             client_readable: true,
             client_writable: true,
-            client_addr,
-            client_ipv6,
-            client_host,
-            client_sock: match peer {
-                Peer::Inet(a) => Some(*a),
-                Peer::Unix => None,
-            },
+            client_read_closed: false,
+            peer: Peer::Unix,
+            proxy_info: None,
+            client_addr: String::new(),
+            client_ipv6: false,
+            client_host: Vec::new(),
+            client_sock: None,
             local_sock: local,
             sh: Shared::default(),
             login_attempt: 0,
@@ -457,6 +529,7 @@ impl Session {
             stage: Stage::Closed,
             srv,
         };
+        s.set_client(peer.clone());
         if let Err(e) = ctx.register_source(
             &mut s.client,
             SRC_CLIENT,
@@ -465,23 +538,189 @@ impl Session {
             s.log(Level::Alert, Some(&e), format_args!("epoll_ctl() failed"));
             return None;
         }
-        let srv = s.srv.clone();
-        match front {
-            Front::Smtp(f) if srv.front.smtp_greeting_delay => {
-                s.set_timer(ctx, srv.conf.smtp.greeting_delay, Timer::GreetingDelay);
-                s.action = "in delay pipelining state";
-                s.stage = Stage::SmtpDelay(Front::Smtp(f));
-            }
-            front => {
-                s.greet(&front);
-                s.set_timer(ctx, srv.conf.timeout, Timer::Client);
-                s.stage = Stage::Commands(front);
-            }
+        if s.srv.proxy_protocol {
+            s.action = "reading PROXY protocol";
+            let t = s.srv.conf.timeout;
+            s.set_timer(ctx, t, Timer::Client);
+            s.stage = Stage::ProxyProtocol(Box::new(ProxyProtocolStage {
+                front,
+                buf: vec![0u8; proxy_protocol::MAX_HEADER].into_boxed_slice(),
+            }));
+        } else {
+            s.stage = s.init_session(ctx, front);
         }
         match s.drive(ctx) {
             Next::Continue => Some(s),
             Next::Close => None,
         }
+    }
+
+    /// The client is `peer` from now on (at accept, or by realip).
+    fn set_client(&mut self, peer: Peer) {
+        (self.client_addr, self.client_ipv6, self.client_sock) = match &peer {
+            Peer::Inet(a) => (a.ip().to_string(), a.is_ipv6(), Some(*a)),
+            Peer::Unix => ("unix:".to_string(), false, None),
+        };
+        self.peer = peer;
+    }
+
+    /// nginx's `init_session` of the protocol: SMTP looks up the client's
+    /// name first when a resolver is configured; the others greet at once.
+    fn init_session(&mut self, ctx: &mut Ctx<'_>, front: Front) -> Stage {
+        self.action = "sending client greeting line";
+        let srv = self.srv.clone();
+        let conf = &srv.conf;
+        if conf.protocol != Protocol::Smtp {
+            return self.greeting(ctx, front);
+        }
+        let (resolver, ip) = match (&conf.resolver, &self.peer) {
+            (None, _) => {
+                self.client_host = smtp::HOST_UNAVAILABLE.to_vec();
+                return self.greeting(ctx, front);
+            }
+            // A UNIX-domain client has no address to look up.
+            (Some(_), Peer::Unix) => {
+                self.client_host = smtp::HOST_TEMPUNAVAIL.to_vec();
+                return self.greeting(ctx, front);
+            }
+            (Some(r), Peer::Inet(a)) => (r, a.ip()),
+        };
+        self.action = super::resolver::ACTION_ADDRESS;
+        let lookup = match HostLookup::start(resolver, conf.resolver_timeout, ip, Instant::now())
+        {
+            Ok(l) => l,
+            Err(e) => {
+                self.log(
+                    Level::Alert,
+                    None,
+                    format_args!("could not start resolving: {e}"),
+                );
+                return Stage::Closed;
+            }
+        };
+        self.resolver_step(ctx, Box::new(ResolveStage { front, lookup }), None)
+    }
+
+    /// After the lookup started or moved: write its log lines, then greet
+    /// with the result, or watch its sockets and its next deadline.
+    fn resolver_step(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        mut r: Box<ResolveStage>,
+        outcome: Option<HostOutcome>,
+    ) -> Stage {
+        for line in r.lookup.take_log() {
+            self.action = line.action;
+            self.log(line.level, None, format_args!("{}", line.text));
+        }
+        self.action = r.lookup.action();
+        if let Some(outcome) = outcome {
+            self.cancel_timer(ctx);
+            self.client_host = outcome.host_text().as_bytes().to_vec();
+            // Dropping the lookup closes its sockets, which leaves epoll.
+            let ResolveStage { front, lookup } = *r;
+            drop(lookup);
+            return self.greeting(ctx, front);
+        }
+        let registrar = (ctx.registry, ctx.source_token(SRC_RESOLVER));
+        if let Err(e) = r.lookup.apply_interest(&registrar) {
+            self.log(Level::Alert, Some(&e), format_args!("epoll_ctl() failed"));
+            return Stage::Closed;
+        }
+        let now = Instant::now();
+        if let Some(at) = r.lookup.next_deadline(now) {
+            // Round up so the timer does not fire just before the deadline.
+            let wait = at.saturating_duration_since(now) + Duration::from_millis(1);
+            self.set_timer(ctx, wait, Timer::Resolver);
+        }
+        Stage::Resolving(r)
+    }
+
+    /// The greeting (or the SMTP greeting delay) and the client timeout.
+    fn greeting(&mut self, ctx: &mut Ctx<'_>, front: Front) -> Stage {
+        let srv = self.srv.clone();
+        match front {
+            Front::Smtp(f) if srv.front.smtp_greeting_delay => {
+                self.set_timer(ctx, srv.conf.smtp.greeting_delay, Timer::GreetingDelay);
+                self.action = "in delay pipelining state";
+                Stage::SmtpDelay(Front::Smtp(f))
+            }
+            front => {
+                self.greet(&front);
+                self.set_timer(ctx, srv.conf.timeout, Timer::Client);
+                Stage::Commands(front)
+            }
+        }
+    }
+
+    /// Peek at the PROXY protocol header; once it is whole, take it off the
+    /// socket, apply realip and start the protocol.
+    fn proxy_protocol(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        mut pp: Box<ProxyProtocolStage>,
+    ) -> (Stage, bool) {
+        if !self.client_readable && !self.client_read_closed {
+            return (Stage::ProxyProtocol(pp), false);
+        }
+        let n = match self.client.peek(&mut pp.buf) {
+            Ok(IoStatus::Done(n)) => n,
+            Ok(IoStatus::Closed) => 0,
+            Ok(IoStatus::WouldBlock) => {
+                self.client_readable = false;
+                if !self.client_read_closed {
+                    return (Stage::ProxyProtocol(pp), false);
+                }
+                0
+            }
+            Err(e) => {
+                let level = error_level(&e, Level::Info);
+                self.log(level, Some(&e), format_args!("recv() failed"));
+                return (Stage::Closed, false);
+            }
+        };
+        // Nothing more will come after a close: judge what is there.
+        let last = n == 0 || self.client_read_closed;
+        let verdict = {
+            let got = &pp.buf[..n];
+            let parsed = if last {
+                proxy_protocol::parse_final(got)
+            } else {
+                proxy_protocol::parse(got)
+            };
+            match parsed {
+                Parse::Incomplete => None,
+                Parse::Invalid(e) => {
+                    if e.is_logged() {
+                        self.log(Level::Error, None, format_args!("{e}"));
+                    }
+                    return (Stage::Closed, false);
+                }
+                Parse::Done { header, consumed } => {
+                    let real = header.as_ref().and_then(|h| {
+                        realip::real_client(&self.srv.conf.set_real_ip_from, &self.peer, h)
+                    });
+                    Some((header.as_ref().map(ProxyInfo::new), real, consumed))
+                }
+            }
+        };
+        let Some((info, real, consumed)) = verdict else {
+            // Edge-triggered: nothing new until more bytes arrive.
+            self.client_readable = false;
+            return (Stage::ProxyProtocol(pp), false);
+        };
+        // Take exactly the header; the protocol reads what follows.
+        match self.client.read(&mut pp.buf[..consumed]) {
+            Ok(IoStatus::Done(got)) if got == consumed => {}
+            _ => return (Stage::Closed, false),
+        }
+        self.proxy_info = info;
+        if let Some(addr) = real {
+            self.set_client(Peer::Inet(addr));
+        }
+        self.cancel_timer(ctx);
+        let ProxyProtocolStage { front, .. } = *pp;
+        (self.init_session(ctx, front), true)
     }
 
     fn greet(&mut self, front: &Front) {
@@ -586,6 +825,8 @@ impl Session {
             }
             let stage = std::mem::replace(&mut self.stage, Stage::Closed);
             let (stage, progressed) = match stage {
+                Stage::ProxyProtocol(pp) => self.proxy_protocol(ctx, pp),
+                Stage::Resolving(r) => (Stage::Resolving(r), false),
                 Stage::SmtpDelay(front) => self.smtp_delay(front),
                 Stage::Commands(front) => self.commands(ctx, front),
                 Stage::AuthHttp(auth) => self.auth_http(ctx, auth),
@@ -735,7 +976,12 @@ impl Session {
             smtp_helo: &self.sh.smtp_helo,
             smtp_from: &self.sh.smtp_from,
             smtp_to: &self.sh.smtp_to,
-            proxy_protocol: None,
+            proxy_protocol: self.proxy_info.as_ref().map(|p| ProxyProtocolAddrs {
+                src_addr: &p.src_addr,
+                src_port: p.src_port,
+                dst_addr: &p.dst_addr,
+                dst_port: p.dst_port,
+            }),
             ssl: None,
         };
         let mut request = Vec::new();
@@ -1131,12 +1377,19 @@ impl Handler for Session {
             SRC_CLIENT => {
                 self.client_readable |= readable;
                 self.client_writable |= writable;
+                self.client_read_closed |= ev.read_closed;
                 if let Stage::Relay(r) = &mut self.stage {
                     r.relay.client.readable |= readable;
                     r.relay.client.writable |= writable;
                     // Client activity re-arms proxy_timeout, as in nginx.
                     let t = self.srv.conf.proxy.timeout;
                     self.set_timer(ctx, t, Timer::Proxy);
+                }
+            }
+            SRC_RESOLVER => {
+                if let Stage::Resolving(mut r) = std::mem::replace(&mut self.stage, Stage::Closed) {
+                    let outcome = r.lookup.on_ready(Instant::now());
+                    self.stage = self.resolver_step(ctx, r, outcome);
                 }
             }
             SRC_BACKEND => match &mut self.stage {
@@ -1166,7 +1419,9 @@ impl Handler for Session {
         let err = timed_out();
         match which {
             Timer::Client => {
-                self.action = "in auth state";
+                if !matches!(self.stage, Stage::ProxyProtocol(_)) {
+                    self.action = "in auth state";
+                }
                 self.log(Level::Info, Some(&err), format_args!("client timed out"));
                 Next::Close
             }
@@ -1222,6 +1477,29 @@ impl Handler for Session {
                 self.log(Level::Info, Some(&err), format_args!("client timed out"));
                 Next::Close
             }
+            Timer::Resolver => {
+                if let Stage::Resolving(mut r) = std::mem::replace(&mut self.stage, Stage::Closed) {
+                    let outcome = r.lookup.on_timeout(Instant::now());
+                    self.stage = self.resolver_step(ctx, r, outcome);
+                }
+                self.drive(ctx)
+            }
+        }
+    }
+
+    /// nginx's mail module never marks a connection idle: a graceful
+    /// shutdown lets every session go on (before login too) until it ends
+    /// or `worker_shutdown_timeout` closes it.
+    fn is_idle(&self) -> bool {
+        false
+    }
+
+    fn shutdown_timeout(&mut self, _ctx: &mut Ctx<'_>) {
+        // Only the relay says why (nginx's proxy handler looks at the
+        // close flag the shutdown timer sets; the earlier stages do not).
+        if matches!(self.stage, Stage::Relay(_)) {
+            self.action = "proxying";
+            self.log(Level::Info, None, format_args!("shutdown timeout"));
         }
     }
 
