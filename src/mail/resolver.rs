@@ -649,4 +649,4 @@ fn pending_bytes(fd: RawFd) -> usize {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

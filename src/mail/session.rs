@@ -37,8 +37,8 @@ use super::imap::Imap;
 use super::pop3::Pop3;
 use super::proxy_protocol::{self, Endpoint, Parse, ProxyHeader, WriteError};
 use super::realip;
-use super::resolver::{HostLookup, Outcome as HostOutcome};
 use super::relay::{Outcome as RelayOutcome, Pipe, Relay, Side};
+use super::resolver::{HostLookup, Outcome as HostOutcome};
 use super::smtp::{self, Smtp};
 use super::upstream::{Login, LoginConf, LoginError, LoginStep};
 use crate::conf::{AuthHttpPeer, Level, Protocol, ProxyProtocolVersion, ServerConf, StartTls};
@@ -586,8 +586,7 @@ impl Session {
             (Some(r), Peer::Inet(a)) => (r, a.ip()),
         };
         self.action = super::resolver::ACTION_ADDRESS;
-        let lookup = match HostLookup::start(resolver, conf.resolver_timeout, ip, Instant::now())
-        {
+        let lookup = match HostLookup::start(resolver, conf.resolver_timeout, ip, Instant::now()) {
             Ok(l) => l,
             Err(e) => {
                 self.log(
@@ -1661,6 +1660,315 @@ mod tests {
                 "secret\r\n",
                 "t2 NOOP\r\n"
             ]
+        );
+    }
+
+    /// A server from the text of its `server {}` block (with `listen`
+    /// given here) and a memory log to read the lines from.
+    fn server(mail: &str, server: &str, proxy_protocol: bool) -> Arc<ServerCtx> {
+        let conf = crate::mail::test_support::config(&format!(
+            "{mail} server {{ listen 127.0.0.1:1; {server} }}"
+        ))
+        .mail
+        .unwrap()
+        .servers
+        .remove(0);
+        let log = Log::builtin(&crate::conf::LogTarget::Memory(1 << 16), Level::Info);
+        let mut srv = ServerCtx::new(&conf, Arc::new(log), "127.0.0.1:1");
+        srv.proxy_protocol = proxy_protocol;
+        Arc::new(srv)
+    }
+
+    fn log_text(srv: &ServerCtx) -> String {
+        String::from_utf8_lossy(&srv.log.memory_contents().concat()).into_owned()
+    }
+
+    /// One auth_http exchange: returns the request, answers `reply`.
+    fn auth_once(l: std::net::TcpListener, reply: &'static str) -> std::thread::JoinHandle<String> {
+        std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut req = Vec::new();
+            let mut b = [0u8; 1024];
+            while !req.ends_with(b"\r\n\r\n") {
+                let n = c.read(&mut b).unwrap();
+                assert!(n > 0);
+                req.extend_from_slice(&b[..n]);
+            }
+            c.write_all(reply.as_bytes()).unwrap();
+            String::from_utf8(req).unwrap()
+        })
+    }
+
+    const AUTH_BAD: &str = "HTTP/1.0 200 OK\r\nAuth-Status: Bad login\r\n\r\n";
+
+    /// Runs the loop with one server until `client` (given the port)
+    /// returns.
+    fn serve<T: Send + 'static>(
+        srv: Arc<ServerCtx>,
+        client: impl FnOnce(u16) -> T + Send + 'static,
+    ) -> T {
+        let (l, port) = listener();
+        l.set_nonblocking(true).unwrap();
+        let mut lp = EventLoop::new(
+            vec![Listening {
+                sock: ListenSock::Tcp(mio::net::TcpListener::from_std(l)),
+                addr_text: "test".into(),
+                id: 0,
+            }],
+            Box::new(TestAcceptor(srv)),
+            crate::event::Settings {
+                worker_connections: 16,
+                multi_accept: false,
+                timer_resolution: None,
+                shutdown_timeout: None,
+                debug_connection: Vec::new(),
+                reserved: 0,
+            },
+            Box::new(|| 1),
+        )
+        .unwrap();
+        let (stop_a, stop_b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let t = std::thread::spawn(move || {
+            let r = client(port);
+            let mut stop = stop_a;
+            stop.write_all(b"x").unwrap();
+            r
+        });
+        lp.run(&mut Stop(stop_b)).unwrap();
+        t.join().unwrap()
+    }
+
+    fn connect(port: u16) -> (std::net::TcpStream, BufReader<std::net::TcpStream>) {
+        let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        (c.try_clone().unwrap(), BufReader::new(c))
+    }
+
+    fn line(r: &mut BufReader<std::net::TcpStream>) -> String {
+        let mut l = String::new();
+        let _ = r.read_line(&mut l);
+        l
+    }
+
+    /// A v1 header split over two writes, with a command right after it;
+    /// realip takes the header's source for Client-IP and the log, and
+    /// auth_http gets the Proxy-Protocol-* headers.
+    #[test]
+    fn proxy_protocol_v1_with_realip() {
+        let (auth_l, auth_port) = listener();
+        let srv = server(
+            &format!("auth_http 127.0.0.1:{auth_port}/a;"),
+            "protocol pop3; set_real_ip_from 127.0.0.0/8;",
+            true,
+        );
+        let auth = auth_once(auth_l, AUTH_BAD);
+        let got = serve(srv.clone(), |port| {
+            let (mut w, mut r) = connect(port);
+            w.write_all(b"PROXY TCP4 192.0.2.1 198.51.100.2 40")
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            w.write_all(b"000 110\r\nUSER u\r\n").unwrap();
+            let mut got = vec![line(&mut r), line(&mut r)];
+            w.write_all(b"PASS p\r\n").unwrap();
+            got.push(line(&mut r));
+            got
+        });
+        assert_eq!(got, ["+OK POP3 ready\r\n", "+OK\r\n", "-ERR Bad login\r\n"]);
+        let req = auth.join().unwrap();
+        assert!(req.contains("Client-IP: 192.0.2.1\r\n"), "{req}");
+        assert!(
+            req.contains(
+                "Proxy-Protocol-Addr: 192.0.2.1\r\nProxy-Protocol-Port: 40000\r\n\
+                 Proxy-Protocol-Server-Addr: 198.51.100.2\r\nProxy-Protocol-Server-Port: 110\r\n"
+            ),
+            "{req}"
+        );
+        let log = log_text(&srv);
+        assert!(
+            log.contains("client login failed: \"Bad login\" while in http auth state, client: 192.0.2.1, server: 127.0.0.1:1, login: \"u\""),
+            "{log}"
+        );
+    }
+
+    /// A v2 header from a peer outside `set_real_ip_from`: the peer stays
+    /// the client, the header's addresses still go to auth_http.
+    #[test]
+    fn proxy_protocol_v2_untrusted_peer() {
+        let (auth_l, auth_port) = listener();
+        let srv = server(
+            &format!("auth_http 127.0.0.1:{auth_port}/a;"),
+            "protocol imap; set_real_ip_from 10.0.0.0/8;",
+            true,
+        );
+        let auth = auth_once(auth_l, AUTH_BAD);
+        let mut header = [0u8; proxy_protocol::MAX_HEADER];
+        let n = proxy_protocol::write_v2(
+            Endpoint::Inet("203.0.113.7:50000".parse().unwrap()),
+            Endpoint::Inet("198.51.100.3:143".parse().unwrap()),
+            None,
+            &mut header,
+        )
+        .unwrap();
+        let header = header[..n].to_vec();
+        let got = serve(srv, move |port| {
+            let (mut w, mut r) = connect(port);
+            w.write_all(&header).unwrap();
+            w.write_all(b"a LOGIN u p\r\n").unwrap();
+            vec![line(&mut r), line(&mut r)]
+        });
+        assert_eq!(got[0], "* OK IMAP4 ready\r\n");
+        let req = auth.join().unwrap();
+        assert!(req.contains("Client-IP: 127.0.0.1\r\n"), "{req}");
+        assert!(
+            req.contains("Proxy-Protocol-Addr: 203.0.113.7\r\nProxy-Protocol-Port: 50000\r\n"),
+            "{req}"
+        );
+    }
+
+    /// Broken headers close without a greeting and are logged as nginx
+    /// does; a client closing in the middle of a header gets nginx's
+    /// verdict on what it sent; a silent one times out.
+    #[test]
+    fn proxy_protocol_errors() {
+        let srv = server(
+            "auth_http 127.0.0.1:9/a;",
+            "protocol smtp; timeout 300ms;",
+            true,
+        );
+        let got = serve(srv.clone(), |port| {
+            let mut got = Vec::new();
+            let (mut w, mut r) = connect(port);
+            w.write_all(b"PROXY FOO bar\r\nEHLO x\r\n").unwrap();
+            got.push(line(&mut r));
+            let (mut w, mut r) = connect(port);
+            w.write_all(b"PROXY TCP4 1.2.3.4").unwrap();
+            w.shutdown(std::net::Shutdown::Write).unwrap();
+            got.push(line(&mut r));
+            let (_w, mut r) = connect(port);
+            got.push(line(&mut r));
+            got
+        });
+        assert_eq!(got, ["", "", ""]);
+        let log = log_text(&srv);
+        assert!(
+            log.contains("[error] ")
+                && log.contains(
+                    "broken header: \"PROXY FOO bar\" while reading PROXY protocol, client: 127.0.0.1, server: 127.0.0.1:1\n"
+                ),
+            "{log}"
+        );
+        assert!(
+            log.contains("broken header: \"PROXY TCP4 1.2.3.4\" while reading PROXY protocol"),
+            "{log}"
+        );
+        assert!(
+            log.contains("client timed out (110: Connection timed out) while reading PROXY protocol, client: 127.0.0.1"),
+            "{log}"
+        );
+    }
+
+    /// SMTP with a resolver: the greeting waits for the PTR and forward
+    /// lookups, whose name goes to auth_http as Client-Host.
+    #[test]
+    fn smtp_resolver_found_and_not_found() {
+        use crate::mail::resolver::tests::{Reply, Responder, T_A, T_PTR};
+        let dns = Responder::start(
+            "127.0.0.1:0",
+            vec![
+                ("1.0.0.127.in-addr.arpa", T_PTR, Reply::Ptr("client.test")),
+                (
+                    "client.test",
+                    T_A,
+                    Reply::A(vec!["127.0.0.1".parse().unwrap()]),
+                ),
+            ],
+        )
+        .unwrap();
+        let (auth_l, auth_port) = listener();
+        let mail = format!(
+            "auth_http 127.0.0.1:{auth_port}/a; resolver {} ipv6=off;",
+            dns.addr
+        );
+        let srv = server(&mail, "protocol smtp; smtp_auth plain;", false);
+        let auth = auth_once(auth_l, AUTH_BAD);
+        let got = serve(srv.clone(), |port| {
+            let (mut w, mut r) = connect(port);
+            let greeting = line(&mut r);
+            // AUTH PLAIN \0u\0p
+            w.write_all(b"EHLO x\r\nAUTH PLAIN AHUAcA==\r\n").unwrap();
+            let mut rest = String::new();
+            while !rest.ends_with("535 5.7.8 Bad login\r\n") && !rest.ends_with("\r\n\r\n") {
+                let l = line(&mut r);
+                if l.is_empty() {
+                    break;
+                }
+                rest.push_str(&l);
+            }
+            (greeting, rest)
+        });
+        assert!(got.0.starts_with("220 "), "{got:?}");
+        let req = auth.join().unwrap();
+        assert!(req.contains("Client-Host: client.test\r\n"), "{req}");
+
+        // A PTR the DNS server does not know: [UNAVAILABLE] and the log
+        // line with the resolver's action.
+        let dns = Responder::start("127.0.0.1:0", vec![]).unwrap();
+        let (auth_l, auth_port) = listener();
+        let mail = format!("auth_http 127.0.0.1:{auth_port}/a; resolver {};", dns.addr);
+        let srv = server(&mail, "protocol smtp; smtp_auth plain;", false);
+        let auth = auth_once(auth_l, AUTH_BAD);
+        let greeting = serve(srv.clone(), |port| {
+            let (mut w, mut r) = connect(port);
+            let greeting = line(&mut r);
+            w.write_all(b"AUTH PLAIN AHUAcA==\r\n").unwrap();
+            line(&mut r);
+            greeting
+        });
+        assert!(greeting.starts_with("220 "), "{greeting}");
+        let req = auth.join().unwrap();
+        assert!(req.contains("Client-Host: [UNAVAILABLE]\r\n"), "{req}");
+        let log = log_text(&srv);
+        assert!(
+            log.contains("[error] ")
+                && log.contains("127.0.0.1 could not be resolved (3: Host not found) while in resolving client address, client: 127.0.0.1, server: 127.0.0.1:1\n"),
+            "{log}"
+        );
+    }
+
+    /// A DNS server that never answers: the greeting comes after
+    /// `resolver_timeout` with [TEMPUNAVAIL].
+    #[test]
+    fn smtp_resolver_timeout() {
+        use crate::mail::resolver::tests::{Reply, Responder, T_PTR};
+        let dns = Responder::start(
+            "127.0.0.1:0",
+            vec![("1.0.0.127.in-addr.arpa", T_PTR, Reply::Silent)],
+        )
+        .unwrap();
+        let (auth_l, auth_port) = listener();
+        let mail = format!(
+            "auth_http 127.0.0.1:{auth_port}/a; resolver {}; resolver_timeout 300ms;",
+            dns.addr
+        );
+        let srv = server(&mail, "protocol smtp; smtp_auth plain;", false);
+        let auth = auth_once(auth_l, AUTH_BAD);
+        let (greeting, waited) = serve(srv.clone(), |port| {
+            let started = Instant::now();
+            let (mut w, mut r) = connect(port);
+            let greeting = line(&mut r);
+            let waited = started.elapsed();
+            w.write_all(b"AUTH PLAIN AHUAcA==\r\n").unwrap();
+            line(&mut r);
+            (greeting, waited)
+        });
+        assert!(greeting.starts_with("220 "), "{greeting}");
+        assert!(waited >= Duration::from_millis(250), "{waited:?}");
+        let req = auth.join().unwrap();
+        assert!(req.contains("Client-Host: [TEMPUNAVAIL]\r\n"), "{req}");
+        let log = log_text(&srv);
+        assert!(
+            log.contains("127.0.0.1 could not be resolved (110: Operation timed out) while in resolving client address"),
+            "{log}"
         );
     }
 }
