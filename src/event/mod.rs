@@ -913,6 +913,7 @@ mod tests {
     struct Stubborn {
         _stream: Stream,
         closed: Rc<Cell<bool>>,
+        told: Rc<Cell<bool>>,
     }
 
     impl Handler for Stubborn {
@@ -922,12 +923,17 @@ mod tests {
         fn timeout(&mut self, _ctx: &mut Ctx<'_>, _tag: u32) -> Next {
             Next::Continue
         }
+        fn shutdown_timeout(&mut self, _ctx: &mut Ctx<'_>) {
+            // Told before it is closed.
+            assert!(!self.closed.get());
+            self.told.set(true);
+        }
         fn close(&mut self, _ctx: &mut Ctx<'_>) {
             self.closed.set(true);
         }
     }
 
-    struct StubbornAcceptor(Rc<Cell<bool>>);
+    struct StubbornAcceptor(Rc<Cell<bool>>, Rc<Cell<bool>>);
 
     impl Acceptor for StubbornAcceptor {
         fn accept(&mut self, mut conn: Accepted, ctx: &mut Ctx<'_>) -> Option<Box<dyn Handler>> {
@@ -935,6 +941,7 @@ mod tests {
             Some(Box::new(Stubborn {
                 _stream: conn.stream,
                 closed: self.0.clone(),
+                told: self.1.clone(),
             }))
         }
     }
@@ -945,6 +952,7 @@ mod tests {
         std_l.set_nonblocking(true).unwrap();
         let addr = std_l.local_addr().unwrap();
         let closed = Rc::new(Cell::new(false));
+        let told = Rc::new(Cell::new(false));
         let mut s = settings(3);
         s.shutdown_timeout = Some(Duration::from_millis(150));
         s.multi_accept = true;
@@ -954,7 +962,7 @@ mod tests {
                 addr_text: addr.to_string(),
                 id: 0,
             }],
-            Box::new(StubbornAcceptor(closed.clone())),
+            Box::new(StubbornAcceptor(closed.clone(), told.clone())),
             s,
             Box::new(|| 1),
         )
@@ -977,6 +985,7 @@ mod tests {
         let started = Instant::now();
         assert_eq!(lp.run(&mut control).unwrap(), Exit::Drained);
         assert!(closed.get());
+        assert!(told.get());
         assert!(started.elapsed() >= Duration::from_millis(150));
         client.join().unwrap();
     }
