@@ -1971,4 +1971,112 @@ mod tests {
             "{log}"
         );
     }
+
+    /// Quits the loop gracefully when the test thread writes to the pipe.
+    struct Quit(std::os::unix::net::UnixStream);
+
+    impl Control for Quit {
+        fn fds(&self) -> Vec<RawFd> {
+            use std::os::fd::AsRawFd;
+            vec![self.0.as_raw_fd()]
+        }
+        fn poll(&mut self) -> Vec<Command> {
+            let mut b = [0u8; 8];
+            let _ = self.0.read(&mut b);
+            vec![Command::Quit]
+        }
+    }
+
+    /// A graceful shutdown leaves a session before login and a relayed one
+    /// open; `worker_shutdown_timeout` closes both, the relayed one with
+    /// nginx's `shutdown timeout` line.
+    #[test]
+    fn graceful_shutdown_waits_then_times_out() {
+        let (auth_l, auth_port) = listener();
+        let (backend_l, backend_port) = listener();
+        let srv = server(
+            &format!("auth_http 127.0.0.1:{auth_port}/a;"),
+            "protocol pop3;",
+            false,
+        );
+        let reply: &'static str = Box::leak(
+            format!(
+                "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.0.1\r\nAuth-Port: {backend_port}\r\n\r\n"
+            )
+            .into_boxed_str(),
+        );
+        let auth = auth_once(auth_l, reply);
+        let backend = std::thread::spawn(move || {
+            let (c, _) = backend_l.accept().unwrap();
+            let mut w = c.try_clone().unwrap();
+            let mut r = BufReader::new(c);
+            w.write_all(b"+OK backend\r\n").unwrap();
+            for reply in ["+OK\r\n", "+OK in\r\n"] {
+                line(&mut r);
+                w.write_all(reply.as_bytes()).unwrap();
+            }
+            let noop = line(&mut r);
+            // Held open until the proxy closes it.
+            let eof = line(&mut r);
+            (noop, eof)
+        });
+        let (l, port) = listener();
+        l.set_nonblocking(true).unwrap();
+        let mut lp = EventLoop::new(
+            vec![Listening {
+                sock: ListenSock::Tcp(mio::net::TcpListener::from_std(l)),
+                addr_text: "test".into(),
+                id: 0,
+            }],
+            Box::new(TestAcceptor(srv.clone())),
+            crate::event::Settings {
+                worker_connections: 16,
+                multi_accept: false,
+                timer_resolution: None,
+                shutdown_timeout: Some(Duration::from_millis(300)),
+                debug_connection: Vec::new(),
+                reserved: 0,
+            },
+            Box::new(|| 1),
+        )
+        .unwrap();
+        let (quit_a, quit_b) = std::os::unix::net::UnixStream::pair().unwrap();
+        quit_b.set_nonblocking(true).unwrap();
+        let client = std::thread::spawn(move || {
+            let (mut w, mut r) = connect(port);
+            line(&mut r);
+            w.write_all(b"USER u\r\nPASS p\r\n").unwrap();
+            line(&mut r);
+            let logged_in = line(&mut r);
+            let (_w2, mut r2) = connect(port);
+            let greeting = line(&mut r2);
+            let mut q = quit_a;
+            q.write_all(b"q").unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            // Both still served after the QUIT.
+            w.write_all(b"NOOP\r\n").unwrap();
+            let started = Instant::now();
+            let eof = (line(&mut r), line(&mut r2));
+            (logged_in, greeting, eof, started.elapsed())
+        });
+        let exit = lp.run(&mut Quit(quit_b)).unwrap();
+        let (logged_in, greeting, eof, waited) = client.join().unwrap();
+        assert_eq!(exit, crate::event::Exit::Drained);
+        assert_eq!(logged_in, "+OK in\r\n");
+        assert_eq!(greeting, "+OK POP3 ready\r\n");
+        assert_eq!(eof, (String::new(), String::new()));
+        assert!(waited >= Duration::from_millis(100), "{waited:?}");
+        assert_eq!(
+            backend.join().unwrap(),
+            ("NOOP\r\n".to_string(), String::new())
+        );
+        auth.join().unwrap();
+        let log = log_text(&srv);
+        assert!(
+            log.contains(
+                "shutdown timeout while proxying, client: 127.0.0.1, server: 127.0.0.1:1, login: \"u\", upstream: 127.0.0.1:"
+            ),
+            "{log}"
+        );
+    }
 }
