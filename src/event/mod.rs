@@ -68,6 +68,35 @@ impl Io for Stream {
     }
 }
 
+impl Stream {
+    /// Look at the bytes waiting on the socket without taking them
+    /// (`recv(MSG_PEEK)`), as nginx reads a PROXY protocol header: what
+    /// follows the header stays queued for the protocol (or TLS) after it.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<IoStatus> {
+        use std::os::fd::AsRawFd;
+        let fd = match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        };
+        // SAFETY: `buf` is a live, writable slice of `buf.len()` bytes and
+        // recv() writes at most that many; `fd` belongs to `self`, which is
+        // borrowed for the whole call, so it stays open.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                buf.as_mut_ptr().cast::<libc::c_void>(),
+                buf.len(),
+                libc::MSG_PEEK,
+            )
+        };
+        if n < 0 {
+            return status(Err(io::Error::last_os_error()));
+        }
+        // recv() returned a length no larger than buf.len().
+        status(Ok(n as usize))
+    }
+}
+
 impl Source for Stream {
     fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
         match self {
@@ -175,6 +204,9 @@ pub struct Readiness {
     pub writable: bool,
     /// Hang-up or error reported by the kernel.
     pub closed: bool,
+    /// The peer shut down its sending side (or the socket hung up): data
+    /// still queued can be read, but no more will come.
+    pub read_closed: bool,
 }
 
 /// What a handler may use while handling an event.
@@ -224,6 +256,12 @@ impl Ctx<'_> {
     ) -> io::Result<()> {
         src.reregister(self.registry, source_token(self.token, index), interest)
     }
+    /// The token a source of this connection is registered with, for
+    /// registrations made directly on [`Ctx::registry`] (several raw
+    /// descriptors sharing one index, as the resolver's sockets do).
+    pub fn source_token(&self, index: usize) -> Token {
+        source_token(self.token, index)
+    }
     /// Stop watching a source (before dropping it).
     pub fn deregister(&self, src: &mut dyn Source) -> io::Result<()> {
         src.deregister(self.registry)
@@ -245,6 +283,11 @@ pub trait Handler {
     /// (nginx's idle connections, e.g. waiting for a client command).
     fn is_idle(&self) -> bool {
         false
+    }
+    /// `worker_shutdown_timeout` has expired during a graceful shutdown:
+    /// the connection is closed right after this (log why, if needed).
+    fn shutdown_timeout(&mut self, ctx: &mut Ctx<'_>) {
+        let _ = ctx;
     }
     /// Called before the loop drops the handler (deregister, final log).
     fn close(&mut self, ctx: &mut Ctx<'_>) {
@@ -486,6 +529,7 @@ impl EventLoop {
                         readable: ev.is_readable() || ev.is_read_closed(),
                         writable: ev.is_writable() || ev.is_write_closed(),
                         closed: ev.is_error(),
+                        read_closed: ev.is_read_closed(),
                     };
                     self.dispatch(t >> SOURCE_BITS, |h, ctx| h.ready(ctx, r));
                 }
@@ -553,7 +597,12 @@ impl EventLoop {
     }
 
     fn shutdown_timeout(&mut self) {
-        self.close_all();
+        for i in 0..self.slots.len() {
+            self.dispatch(i, |h, ctx| {
+                h.shutdown_timeout(ctx);
+                Next::Close
+            });
+        }
     }
 
     fn close_all(&mut self) {
@@ -864,6 +913,7 @@ mod tests {
     struct Stubborn {
         _stream: Stream,
         closed: Rc<Cell<bool>>,
+        told: Rc<Cell<bool>>,
     }
 
     impl Handler for Stubborn {
@@ -873,12 +923,17 @@ mod tests {
         fn timeout(&mut self, _ctx: &mut Ctx<'_>, _tag: u32) -> Next {
             Next::Continue
         }
+        fn shutdown_timeout(&mut self, _ctx: &mut Ctx<'_>) {
+            // Told before it is closed.
+            assert!(!self.closed.get());
+            self.told.set(true);
+        }
         fn close(&mut self, _ctx: &mut Ctx<'_>) {
             self.closed.set(true);
         }
     }
 
-    struct StubbornAcceptor(Rc<Cell<bool>>);
+    struct StubbornAcceptor(Rc<Cell<bool>>, Rc<Cell<bool>>);
 
     impl Acceptor for StubbornAcceptor {
         fn accept(&mut self, mut conn: Accepted, ctx: &mut Ctx<'_>) -> Option<Box<dyn Handler>> {
@@ -886,6 +941,7 @@ mod tests {
             Some(Box::new(Stubborn {
                 _stream: conn.stream,
                 closed: self.0.clone(),
+                told: self.1.clone(),
             }))
         }
     }
@@ -896,6 +952,7 @@ mod tests {
         std_l.set_nonblocking(true).unwrap();
         let addr = std_l.local_addr().unwrap();
         let closed = Rc::new(Cell::new(false));
+        let told = Rc::new(Cell::new(false));
         let mut s = settings(3);
         s.shutdown_timeout = Some(Duration::from_millis(150));
         s.multi_accept = true;
@@ -905,7 +962,7 @@ mod tests {
                 addr_text: addr.to_string(),
                 id: 0,
             }],
-            Box::new(StubbornAcceptor(closed.clone())),
+            Box::new(StubbornAcceptor(closed.clone(), told.clone())),
             s,
             Box::new(|| 1),
         )
@@ -928,6 +985,7 @@ mod tests {
         let started = Instant::now();
         assert_eq!(lp.run(&mut control).unwrap(), Exit::Drained);
         assert!(closed.get());
+        assert!(told.get());
         assert!(started.elapsed() >= Duration::from_millis(150));
         client.join().unwrap();
     }

@@ -43,7 +43,6 @@
 //!   response …`) have no counterpart: c-ares does not report them.
 
 use crate::conf::{Level, Resolver};
-use crate::event::Ctx;
 use c_ares::{AAAAResults, AResults, Channel, Error as AresError, Flags, Options, PTRResults};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
@@ -125,24 +124,14 @@ pub enum FdChange {
     Forget { fd: RawFd },
 }
 
-/// Where a lookup registers its sockets: the session's [`Ctx`] (its own
-/// token), or a registry and token of the caller's choice.
+/// Where a lookup registers its sockets: a registry and the token their
+/// readiness should come back with (a session passes
+/// `(ctx.registry, ctx.source_token(index))` so that all of them arrive as
+/// one source of its connection).
 pub trait FdRegistrar {
     fn register_fd(&self, fd: RawFd, interest: Interest) -> io::Result<()>;
     fn reregister_fd(&self, fd: RawFd, interest: Interest) -> io::Result<()>;
     fn deregister_fd(&self, fd: RawFd) -> io::Result<()>;
-}
-
-impl FdRegistrar for Ctx<'_> {
-    fn register_fd(&self, fd: RawFd, interest: Interest) -> io::Result<()> {
-        self.register(&mut SourceFd(&fd), interest)
-    }
-    fn reregister_fd(&self, fd: RawFd, interest: Interest) -> io::Result<()> {
-        self.reregister(&mut SourceFd(&fd), interest)
-    }
-    fn deregister_fd(&self, fd: RawFd) -> io::Result<()> {
-        self.registry.deregister(&mut SourceFd(&fd))
-    }
 }
 
 impl FdRegistrar for (&Registry, Token) {
@@ -649,4 +638,4 @@ fn pending_bytes(fd: RawFd) -> usize {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -3,26 +3,42 @@
 //! each stage owns its own data and the session moves from one to the
 //! next by value:
 //!
-//! `Commands` (greeting and the protocol's front end; `SmtpDelay` first
-//! with `smtp_greeting_delay`) → `AuthHttp` (→ `AuthSleep` on Auth-Wait)
-//! → `Backend` (connect and log in) → `Relay` → closed.
+//! `ProxyProtocol` (on `listen … proxy_protocol`: the header, then
+//! `set_real_ip_from`) → `Resolving` (SMTP with `resolver`: the client's
+//! host name, before the greeting) → `Commands` (greeting and the
+//! protocol's front end; `SmtpDelay` first with `smtp_greeting_delay`) →
+//! `AuthHttp` (→ `AuthSleep` on Auth-Wait) → `Backend` (connect and log
+//! in) → `Relay` → closed.
 //!
 //! Sources registered with the loop: 0 the client, 1 auth_http, 2 the
-//! backend. `timeout` bounds everything before proxying (the backend login
-//! included), `auth_http_timeout` the auth_http exchange, `proxy_timeout`
-//! the relay (re-armed by client activity, as nginx does).
+//! backend, 3 the resolver's sockets (all on one index). `timeout` bounds
+//! everything before proxying (the PROXY header and the backend login
+//! included), `resolver_timeout` each step of the host name lookup,
+//! `auth_http_timeout` the auth_http exchange, `proxy_timeout` the relay
+//! (re-armed by client activity, as nginx does).
+//!
+//! After realip the client address is the header's everywhere: the log
+//! context (`client:`), Client-IP, the resolver, XCLIENT ADDR and the
+//! PROXY header to the backend; the `connected` line, written at accept,
+//! keeps the peer's. As in nginx, no mail session counts as idle on a
+//! graceful shutdown: each one finishes or is closed by
+//! `worker_shutdown_timeout`.
 //!
 //! Replies to the client are written in one piece with TCP_NODELAY on; a
 //! reply the socket cannot take at once is kept and flushed when the
 //! socket becomes writable, and the next command is only handled then.
 
-use super::auth_http::{self, AuthHttpResponse, AuthRequest, Outcome as AuthOutcome, Progress};
+use super::auth_http::{
+    self, AuthHttpResponse, AuthRequest, Outcome as AuthOutcome, Progress, ProxyProtocolAddrs,
+};
 use super::caps::Replies;
 use super::front::{internal_server_error, AuthMethod, FrontConf, Notes, Shared, Step};
 use super::imap::Imap;
 use super::pop3::Pop3;
-use super::proxy_protocol::{self, Endpoint, WriteError};
+use super::proxy_protocol::{self, Endpoint, Parse, ProxyHeader, WriteError};
+use super::realip;
 use super::relay::{Outcome as RelayOutcome, Pipe, Relay, Side};
+use super::resolver::{HostLookup, Outcome as HostOutcome};
 use super::smtp::{self, Smtp};
 use super::upstream::{Login, LoginConf, LoginError, LoginStep};
 use crate::conf::{AuthHttpPeer, Level, Protocol, ProxyProtocolVersion, ServerConf, StartTls};
@@ -35,11 +51,12 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const SRC_CLIENT: usize = 0;
 const SRC_AUTH: usize = 1;
 const SRC_BACKEND: usize = 2;
+const SRC_RESOLVER: usize = 3;
 
 /// Everything a session needs from its server and listening socket,
 /// shared by all sessions that came in on the same `listen`.
@@ -52,6 +69,8 @@ pub struct ServerCtx {
     pub addr_text: String,
     /// The auth_http peer as logged.
     pub auth_peer: String,
+    /// `listen … proxy_protocol`: a PROXY protocol header comes first.
+    pub proxy_protocol: bool,
 }
 
 impl ServerCtx {
@@ -76,6 +95,7 @@ impl ServerCtx {
             conf: conf.clone(),
             log,
             addr_text: addr_text.to_string(),
+            proxy_protocol: false,
         }
     }
 }
@@ -84,6 +104,15 @@ impl ServerCtx {
 #[derive(Debug)]
 pub enum ClientStream {
     Plain(Stream),
+}
+
+impl ClientStream {
+    /// Look at the waiting bytes without taking them (the PROXY header).
+    fn peek(&self, buf: &mut [u8]) -> io::Result<IoStatus> {
+        match self {
+            ClientStream::Plain(s) => s.peek(buf),
+        }
+    }
 }
 
 impl Io for ClientStream {
@@ -230,6 +259,47 @@ impl Front {
     }
 }
 
+/// Reading the PROXY protocol header: each readiness peeks at what has
+/// arrived (up to nginx's 4096 bytes) and judges it whole; only the header
+/// is taken from the socket, the rest is the protocol's.
+struct ProxyProtocolStage {
+    front: Front,
+    buf: Box<[u8]>,
+}
+
+/// The addresses of a PROXY protocol header, for auth_http's
+/// `Proxy-Protocol-*` headers (nginx's `c->proxy_protocol`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ProxyInfo {
+    src_addr: Vec<u8>,
+    src_port: u16,
+    dst_addr: Vec<u8>,
+    dst_port: u16,
+}
+
+impl ProxyInfo {
+    fn new(h: &ProxyHeader<'_>) -> ProxyInfo {
+        let text = |a: &proxy_protocol::Address<'_>| {
+            let mut v = Vec::new();
+            // Writing into a Vec cannot fail.
+            let _ = a.write_text(&mut v);
+            v
+        };
+        ProxyInfo {
+            src_addr: text(&h.src_addr),
+            src_port: h.src_port,
+            dst_addr: text(&h.dst_addr),
+            dst_port: h.dst_port,
+        }
+    }
+}
+
+/// The client's host name lookup before the SMTP greeting.
+struct ResolveStage {
+    front: Front,
+    lookup: HostLookup,
+}
+
 struct AuthStage {
     front: Front,
     sock: PeerSock,
@@ -265,6 +335,8 @@ struct RelayStage {
 }
 
 enum Stage {
+    ProxyProtocol(Box<ProxyProtocolStage>),
+    Resolving(Box<ResolveStage>),
     /// `smtp_greeting_delay`: any input now is a pipelining violation.
     SmtpDelay(Front),
     Commands(Front),
@@ -284,6 +356,8 @@ enum Timer {
     AuthSleep,
     Backend,
     Proxy,
+    /// The lookup's next deadline (a resend or `resolver_timeout`).
+    Resolver,
 }
 
 impl Timer {
@@ -298,6 +372,7 @@ impl Timer {
             Timer::AuthSleep,
             Timer::Backend,
             Timer::Proxy,
+            Timer::Resolver,
         ]
         .into_iter()
         .find(|t| t.tag() == tag)
@@ -311,10 +386,17 @@ pub struct Session {
     client: ClientStream,
     client_readable: bool,
     client_writable: bool,
+    /// The client shut down its side (seen while reading the PROXY header).
+    client_read_closed: bool,
+    /// The client: the peer, or the PROXY header's source after realip.
+    peer: Peer,
+    /// The PROXY protocol header's addresses, when one came with them.
+    proxy_info: Option<ProxyInfo>,
     /// The client address as logged and sent (`127.0.0.1`, `::1`, `unix:`).
     client_addr: String,
     client_ipv6: bool,
-    /// Client host for Client-Host / XCLIENT NAME (SMTP).
+    /// Client host for Client-Host / XCLIENT NAME (SMTP): nginx's
+    /// `s->host`, set when the session starts its protocol.
     client_host: Vec<u8>,
     /// Socket addresses for a PROXY protocol header to the backend.
     client_sock: Option<SocketAddr>,
@@ -404,7 +486,8 @@ fn error_level(err: &io::Error, base: Level) -> Level {
 
 impl Session {
     /// A new session for an accepted connection; logs nothing (the
-    /// acceptor logs the "connected" line) and starts the greeting.
+    /// acceptor logs the "connected" line) and starts with the PROXY
+    /// protocol header or the protocol.
     pub fn start(
         srv: Arc<ServerCtx>,
         stream: Stream,
@@ -415,22 +498,11 @@ impl Session {
         if let Stream::Tcp(s) = &stream {
             let _ = s.set_nodelay(true);
         }
-        let (client_addr, client_ipv6) = match peer {
-            Peer::Inet(a) => (a.ip().to_string(), a.is_ipv6()),
-            Peer::Unix => ("unix:".to_string(), false),
-        };
         let conf = &srv.conf;
         let front = match conf.protocol {
             Protocol::Imap => Front::Imap(Imap::new(conf.imap.client_buffer)),
             Protocol::Pop3 => Front::Pop3(Pop3::new()),
             Protocol::Smtp => Front::Smtp(Smtp::new(conf.smtp.client_buffer)),
-        };
-        // Without a resolver SMTP says so; with one, the client name is
-        // looked up (a UNIX-domain client has none to look up).
-        let client_host = match (conf.protocol, &conf.resolver, peer) {
-            (Protocol::Smtp, None, _) => smtp::HOST_UNAVAILABLE.to_vec(),
-            (Protocol::Smtp, Some(_), _) => smtp::HOST_TEMPUNAVAIL.to_vec(),
-            _ => Vec::new(),
         };
         let mut s = Session {
             number: ctx.number,
@@ -438,13 +510,13 @@ impl Session {
             client: ClientStream::Plain(stream),
             client_readable: true,
             client_writable: true,
-            client_addr,
-            client_ipv6,
-            client_host,
-            client_sock: match peer {
-                Peer::Inet(a) => Some(*a),
-                Peer::Unix => None,
-            },
+            client_read_closed: false,
+            peer: Peer::Unix,
+            proxy_info: None,
+            client_addr: String::new(),
+            client_ipv6: false,
+            client_host: Vec::new(),
+            client_sock: None,
             local_sock: local,
             sh: Shared::default(),
             login_attempt: 0,
@@ -457,6 +529,7 @@ impl Session {
             stage: Stage::Closed,
             srv,
         };
+        s.set_client(peer.clone());
         if let Err(e) = ctx.register_source(
             &mut s.client,
             SRC_CLIENT,
@@ -465,23 +538,188 @@ impl Session {
             s.log(Level::Alert, Some(&e), format_args!("epoll_ctl() failed"));
             return None;
         }
-        let srv = s.srv.clone();
-        match front {
-            Front::Smtp(f) if srv.front.smtp_greeting_delay => {
-                s.set_timer(ctx, srv.conf.smtp.greeting_delay, Timer::GreetingDelay);
-                s.action = "in delay pipelining state";
-                s.stage = Stage::SmtpDelay(Front::Smtp(f));
-            }
-            front => {
-                s.greet(&front);
-                s.set_timer(ctx, srv.conf.timeout, Timer::Client);
-                s.stage = Stage::Commands(front);
-            }
+        if s.srv.proxy_protocol {
+            s.action = "reading PROXY protocol";
+            let t = s.srv.conf.timeout;
+            s.set_timer(ctx, t, Timer::Client);
+            s.stage = Stage::ProxyProtocol(Box::new(ProxyProtocolStage {
+                front,
+                buf: vec![0u8; proxy_protocol::MAX_HEADER].into_boxed_slice(),
+            }));
+        } else {
+            s.stage = s.init_session(ctx, front);
         }
         match s.drive(ctx) {
             Next::Continue => Some(s),
             Next::Close => None,
         }
+    }
+
+    /// The client is `peer` from now on (at accept, or by realip).
+    fn set_client(&mut self, peer: Peer) {
+        (self.client_addr, self.client_ipv6, self.client_sock) = match &peer {
+            Peer::Inet(a) => (a.ip().to_string(), a.is_ipv6(), Some(*a)),
+            Peer::Unix => ("unix:".to_string(), false, None),
+        };
+        self.peer = peer;
+    }
+
+    /// nginx's `init_session` of the protocol: SMTP looks up the client's
+    /// name first when a resolver is configured; the others greet at once.
+    fn init_session(&mut self, ctx: &mut Ctx<'_>, front: Front) -> Stage {
+        self.action = "sending client greeting line";
+        let srv = self.srv.clone();
+        let conf = &srv.conf;
+        if conf.protocol != Protocol::Smtp {
+            return self.greeting(ctx, front);
+        }
+        let (resolver, ip) = match (&conf.resolver, &self.peer) {
+            (None, _) => {
+                self.client_host = smtp::HOST_UNAVAILABLE.to_vec();
+                return self.greeting(ctx, front);
+            }
+            // A UNIX-domain client has no address to look up.
+            (Some(_), Peer::Unix) => {
+                self.client_host = smtp::HOST_TEMPUNAVAIL.to_vec();
+                return self.greeting(ctx, front);
+            }
+            (Some(r), Peer::Inet(a)) => (r, a.ip()),
+        };
+        self.action = super::resolver::ACTION_ADDRESS;
+        let lookup = match HostLookup::start(resolver, conf.resolver_timeout, ip, Instant::now()) {
+            Ok(l) => l,
+            Err(e) => {
+                self.log(
+                    Level::Alert,
+                    None,
+                    format_args!("could not start resolving: {e}"),
+                );
+                return Stage::Closed;
+            }
+        };
+        self.resolver_step(ctx, Box::new(ResolveStage { front, lookup }), None)
+    }
+
+    /// After the lookup started or moved: write its log lines, then greet
+    /// with the result, or watch its sockets and its next deadline.
+    fn resolver_step(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        mut r: Box<ResolveStage>,
+        outcome: Option<HostOutcome>,
+    ) -> Stage {
+        for line in r.lookup.take_log() {
+            self.action = line.action;
+            self.log(line.level, None, format_args!("{}", line.text));
+        }
+        self.action = r.lookup.action();
+        if let Some(outcome) = outcome {
+            self.cancel_timer(ctx);
+            self.client_host = outcome.host_text().as_bytes().to_vec();
+            // Dropping the lookup closes its sockets, which leaves epoll.
+            let ResolveStage { front, lookup } = *r;
+            drop(lookup);
+            return self.greeting(ctx, front);
+        }
+        let registrar = (ctx.registry, ctx.source_token(SRC_RESOLVER));
+        if let Err(e) = r.lookup.apply_interest(&registrar) {
+            self.log(Level::Alert, Some(&e), format_args!("epoll_ctl() failed"));
+            return Stage::Closed;
+        }
+        let now = Instant::now();
+        if let Some(at) = r.lookup.next_deadline(now) {
+            // Round up so the timer does not fire just before the deadline.
+            let wait = at.saturating_duration_since(now) + Duration::from_millis(1);
+            self.set_timer(ctx, wait, Timer::Resolver);
+        }
+        Stage::Resolving(r)
+    }
+
+    /// The greeting (or the SMTP greeting delay) and the client timeout.
+    fn greeting(&mut self, ctx: &mut Ctx<'_>, front: Front) -> Stage {
+        let srv = self.srv.clone();
+        match front {
+            Front::Smtp(f) if srv.front.smtp_greeting_delay => {
+                self.set_timer(ctx, srv.conf.smtp.greeting_delay, Timer::GreetingDelay);
+                self.action = "in delay pipelining state";
+                Stage::SmtpDelay(Front::Smtp(f))
+            }
+            front => {
+                self.greet(&front);
+                self.set_timer(ctx, srv.conf.timeout, Timer::Client);
+                Stage::Commands(front)
+            }
+        }
+    }
+
+    /// Peek at the PROXY protocol header; once it is whole, take it off the
+    /// socket, apply realip and start the protocol.
+    fn proxy_protocol(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        mut pp: Box<ProxyProtocolStage>,
+    ) -> (Stage, bool) {
+        if !self.client_readable && !self.client_read_closed {
+            return (Stage::ProxyProtocol(pp), false);
+        }
+        let n = match self.client.peek(&mut pp.buf) {
+            Ok(IoStatus::Done(n)) => n,
+            Ok(IoStatus::Closed) => 0,
+            Ok(IoStatus::WouldBlock) => {
+                self.client_readable = false;
+                if !self.client_read_closed {
+                    return (Stage::ProxyProtocol(pp), false);
+                }
+                0
+            }
+            Err(e) => {
+                let level = error_level(&e, Level::Info);
+                self.log(level, Some(&e), format_args!("recv() failed"));
+                return (Stage::Closed, false);
+            }
+        };
+        // Nothing more will come after a close: judge what is there.
+        let last = n == 0 || self.client_read_closed;
+        let verdict = {
+            let got = &pp.buf[..n];
+            let parsed = if last {
+                proxy_protocol::parse_final(got)
+            } else {
+                proxy_protocol::parse(got)
+            };
+            match parsed {
+                Parse::Incomplete => None,
+                Parse::Invalid(e) => {
+                    if e.is_logged() {
+                        self.log(Level::Error, None, format_args!("{e}"));
+                    }
+                    return (Stage::Closed, false);
+                }
+                Parse::Done { header, consumed } => {
+                    let real = header.as_ref().and_then(|h| {
+                        realip::real_client(&self.srv.conf.set_real_ip_from, &self.peer, h)
+                    });
+                    Some((header.as_ref().map(ProxyInfo::new), real, consumed))
+                }
+            }
+        };
+        let Some((info, real, consumed)) = verdict else {
+            // Edge-triggered: nothing new until more bytes arrive.
+            self.client_readable = false;
+            return (Stage::ProxyProtocol(pp), false);
+        };
+        // Take exactly the header; the protocol reads what follows.
+        match self.client.read(&mut pp.buf[..consumed]) {
+            Ok(IoStatus::Done(got)) if got == consumed => {}
+            _ => return (Stage::Closed, false),
+        }
+        self.proxy_info = info;
+        if let Some(addr) = real {
+            self.set_client(Peer::Inet(addr));
+        }
+        self.cancel_timer(ctx);
+        let ProxyProtocolStage { front, .. } = *pp;
+        (self.init_session(ctx, front), true)
     }
 
     fn greet(&mut self, front: &Front) {
@@ -586,6 +824,8 @@ impl Session {
             }
             let stage = std::mem::replace(&mut self.stage, Stage::Closed);
             let (stage, progressed) = match stage {
+                Stage::ProxyProtocol(pp) => self.proxy_protocol(ctx, pp),
+                Stage::Resolving(r) => (Stage::Resolving(r), false),
                 Stage::SmtpDelay(front) => self.smtp_delay(front),
                 Stage::Commands(front) => self.commands(ctx, front),
                 Stage::AuthHttp(auth) => self.auth_http(ctx, auth),
@@ -735,7 +975,12 @@ impl Session {
             smtp_helo: &self.sh.smtp_helo,
             smtp_from: &self.sh.smtp_from,
             smtp_to: &self.sh.smtp_to,
-            proxy_protocol: None,
+            proxy_protocol: self.proxy_info.as_ref().map(|p| ProxyProtocolAddrs {
+                src_addr: &p.src_addr,
+                src_port: p.src_port,
+                dst_addr: &p.dst_addr,
+                dst_port: p.dst_port,
+            }),
             ssl: None,
         };
         let mut request = Vec::new();
@@ -1131,12 +1376,19 @@ impl Handler for Session {
             SRC_CLIENT => {
                 self.client_readable |= readable;
                 self.client_writable |= writable;
+                self.client_read_closed |= ev.read_closed;
                 if let Stage::Relay(r) = &mut self.stage {
                     r.relay.client.readable |= readable;
                     r.relay.client.writable |= writable;
                     // Client activity re-arms proxy_timeout, as in nginx.
                     let t = self.srv.conf.proxy.timeout;
                     self.set_timer(ctx, t, Timer::Proxy);
+                }
+            }
+            SRC_RESOLVER => {
+                if let Stage::Resolving(mut r) = std::mem::replace(&mut self.stage, Stage::Closed) {
+                    let outcome = r.lookup.on_ready(Instant::now());
+                    self.stage = self.resolver_step(ctx, r, outcome);
                 }
             }
             SRC_BACKEND => match &mut self.stage {
@@ -1166,7 +1418,9 @@ impl Handler for Session {
         let err = timed_out();
         match which {
             Timer::Client => {
-                self.action = "in auth state";
+                if !matches!(self.stage, Stage::ProxyProtocol(_)) {
+                    self.action = "in auth state";
+                }
                 self.log(Level::Info, Some(&err), format_args!("client timed out"));
                 Next::Close
             }
@@ -1222,6 +1476,29 @@ impl Handler for Session {
                 self.log(Level::Info, Some(&err), format_args!("client timed out"));
                 Next::Close
             }
+            Timer::Resolver => {
+                if let Stage::Resolving(mut r) = std::mem::replace(&mut self.stage, Stage::Closed) {
+                    let outcome = r.lookup.on_timeout(Instant::now());
+                    self.stage = self.resolver_step(ctx, r, outcome);
+                }
+                self.drive(ctx)
+            }
+        }
+    }
+
+    /// nginx's mail module never marks a connection idle: a graceful
+    /// shutdown lets every session go on (before login too) until it ends
+    /// or `worker_shutdown_timeout` closes it.
+    fn is_idle(&self) -> bool {
+        false
+    }
+
+    fn shutdown_timeout(&mut self, _ctx: &mut Ctx<'_>) {
+        // Only the relay says why (nginx's proxy handler looks at the
+        // close flag the shutdown timer sets; the earlier stages do not).
+        if matches!(self.stage, Stage::Relay(_)) {
+            self.action = "proxying";
+            self.log(Level::Info, None, format_args!("shutdown timeout"));
         }
     }
 
@@ -1383,6 +1660,423 @@ mod tests {
                 "secret\r\n",
                 "t2 NOOP\r\n"
             ]
+        );
+    }
+
+    /// A server from the text of its `server {}` block (with `listen`
+    /// given here) and a memory log to read the lines from.
+    fn server(mail: &str, server: &str, proxy_protocol: bool) -> Arc<ServerCtx> {
+        let conf = crate::mail::test_support::config(&format!(
+            "{mail} server {{ listen 127.0.0.1:1; {server} }}"
+        ))
+        .mail
+        .unwrap()
+        .servers
+        .remove(0);
+        let log = Log::builtin(&crate::conf::LogTarget::Memory(1 << 16), Level::Info);
+        let mut srv = ServerCtx::new(&conf, Arc::new(log), "127.0.0.1:1");
+        srv.proxy_protocol = proxy_protocol;
+        Arc::new(srv)
+    }
+
+    fn log_text(srv: &ServerCtx) -> String {
+        String::from_utf8_lossy(&srv.log.memory_contents().concat()).into_owned()
+    }
+
+    /// One auth_http exchange: returns the request, answers `reply`.
+    fn auth_once(l: std::net::TcpListener, reply: &'static str) -> std::thread::JoinHandle<String> {
+        std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut req = Vec::new();
+            let mut b = [0u8; 1024];
+            while !req.ends_with(b"\r\n\r\n") {
+                let n = c.read(&mut b).unwrap();
+                assert!(n > 0);
+                req.extend_from_slice(&b[..n]);
+            }
+            c.write_all(reply.as_bytes()).unwrap();
+            String::from_utf8(req).unwrap()
+        })
+    }
+
+    const AUTH_BAD: &str = "HTTP/1.0 200 OK\r\nAuth-Status: Bad login\r\n\r\n";
+
+    /// Runs the loop with one server until `client` (given the port)
+    /// returns.
+    fn serve<T: Send + 'static>(
+        srv: Arc<ServerCtx>,
+        client: impl FnOnce(u16) -> T + Send + 'static,
+    ) -> T {
+        let (l, port) = listener();
+        l.set_nonblocking(true).unwrap();
+        let mut lp = EventLoop::new(
+            vec![Listening {
+                sock: ListenSock::Tcp(mio::net::TcpListener::from_std(l)),
+                addr_text: "test".into(),
+                id: 0,
+            }],
+            Box::new(TestAcceptor(srv)),
+            crate::event::Settings {
+                worker_connections: 16,
+                multi_accept: false,
+                timer_resolution: None,
+                shutdown_timeout: None,
+                debug_connection: Vec::new(),
+                reserved: 0,
+            },
+            Box::new(|| 1),
+        )
+        .unwrap();
+        let (stop_a, stop_b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let t = std::thread::spawn(move || {
+            let r = client(port);
+            let mut stop = stop_a;
+            stop.write_all(b"x").unwrap();
+            r
+        });
+        lp.run(&mut Stop(stop_b)).unwrap();
+        t.join().unwrap()
+    }
+
+    fn connect(port: u16) -> (std::net::TcpStream, BufReader<std::net::TcpStream>) {
+        let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        (c.try_clone().unwrap(), BufReader::new(c))
+    }
+
+    fn line(r: &mut BufReader<std::net::TcpStream>) -> String {
+        let mut l = String::new();
+        let _ = r.read_line(&mut l);
+        l
+    }
+
+    /// A v1 header split over two writes, with a command right after it;
+    /// realip takes the header's source for Client-IP and the log, and
+    /// auth_http gets the Proxy-Protocol-* headers.
+    #[test]
+    fn proxy_protocol_v1_with_realip() {
+        let (auth_l, auth_port) = listener();
+        let srv = server(
+            &format!("auth_http 127.0.0.1:{auth_port}/a;"),
+            "protocol pop3; set_real_ip_from 127.0.0.0/8;",
+            true,
+        );
+        let auth = auth_once(auth_l, AUTH_BAD);
+        let got = serve(srv.clone(), |port| {
+            let (mut w, mut r) = connect(port);
+            w.write_all(b"PROXY TCP4 192.0.2.1 198.51.100.2 40")
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            w.write_all(b"000 110\r\nUSER u\r\n").unwrap();
+            let mut got = vec![line(&mut r), line(&mut r)];
+            w.write_all(b"PASS p\r\n").unwrap();
+            got.push(line(&mut r));
+            got
+        });
+        assert_eq!(got, ["+OK POP3 ready\r\n", "+OK\r\n", "-ERR Bad login\r\n"]);
+        let req = auth.join().unwrap();
+        assert!(req.contains("Client-IP: 192.0.2.1\r\n"), "{req}");
+        assert!(
+            req.contains(
+                "Proxy-Protocol-Addr: 192.0.2.1\r\nProxy-Protocol-Port: 40000\r\n\
+                 Proxy-Protocol-Server-Addr: 198.51.100.2\r\nProxy-Protocol-Server-Port: 110\r\n"
+            ),
+            "{req}"
+        );
+        let log = log_text(&srv);
+        assert!(
+            log.contains("client login failed: \"Bad login\" while in http auth state, client: 192.0.2.1, server: 127.0.0.1:1, login: \"u\""),
+            "{log}"
+        );
+    }
+
+    /// A v2 header from a peer outside `set_real_ip_from`: the peer stays
+    /// the client, the header's addresses still go to auth_http.
+    #[test]
+    fn proxy_protocol_v2_untrusted_peer() {
+        let (auth_l, auth_port) = listener();
+        let srv = server(
+            &format!("auth_http 127.0.0.1:{auth_port}/a;"),
+            "protocol imap; set_real_ip_from 10.0.0.0/8;",
+            true,
+        );
+        let auth = auth_once(auth_l, AUTH_BAD);
+        let mut header = [0u8; proxy_protocol::MAX_HEADER];
+        let n = proxy_protocol::write_v2(
+            Endpoint::Inet("203.0.113.7:50000".parse().unwrap()),
+            Endpoint::Inet("198.51.100.3:143".parse().unwrap()),
+            None,
+            &mut header,
+        )
+        .unwrap();
+        let header = header[..n].to_vec();
+        let got = serve(srv, move |port| {
+            let (mut w, mut r) = connect(port);
+            w.write_all(&header).unwrap();
+            w.write_all(b"a LOGIN u p\r\n").unwrap();
+            vec![line(&mut r), line(&mut r)]
+        });
+        assert_eq!(got[0], "* OK IMAP4 ready\r\n");
+        let req = auth.join().unwrap();
+        assert!(req.contains("Client-IP: 127.0.0.1\r\n"), "{req}");
+        assert!(
+            req.contains("Proxy-Protocol-Addr: 203.0.113.7\r\nProxy-Protocol-Port: 50000\r\n"),
+            "{req}"
+        );
+    }
+
+    /// Broken headers close without a greeting and are logged as nginx
+    /// does; a client closing in the middle of a header gets nginx's
+    /// verdict on what it sent; a silent one times out.
+    #[test]
+    fn proxy_protocol_errors() {
+        let srv = server(
+            "auth_http 127.0.0.1:9/a;",
+            "protocol smtp; timeout 300ms;",
+            true,
+        );
+        let got = serve(srv.clone(), |port| {
+            let mut got = Vec::new();
+            let (mut w, mut r) = connect(port);
+            w.write_all(b"PROXY FOO bar\r\nEHLO x\r\n").unwrap();
+            got.push(line(&mut r));
+            let (mut w, mut r) = connect(port);
+            w.write_all(b"PROXY TCP4 1.2.3.4").unwrap();
+            w.shutdown(std::net::Shutdown::Write).unwrap();
+            got.push(line(&mut r));
+            let (_w, mut r) = connect(port);
+            got.push(line(&mut r));
+            got
+        });
+        assert_eq!(got, ["", "", ""]);
+        let log = log_text(&srv);
+        assert!(
+            log.contains("[error] ")
+                && log.contains(
+                    "broken header: \"PROXY FOO bar\" while reading PROXY protocol, client: 127.0.0.1, server: 127.0.0.1:1\n"
+                ),
+            "{log}"
+        );
+        assert!(
+            log.contains("broken header: \"PROXY TCP4 1.2.3.4\" while reading PROXY protocol"),
+            "{log}"
+        );
+        assert!(
+            log.contains("client timed out (110: Connection timed out) while reading PROXY protocol, client: 127.0.0.1"),
+            "{log}"
+        );
+    }
+
+    /// SMTP with a resolver: the greeting waits for the PTR and forward
+    /// lookups, whose name goes to auth_http as Client-Host.
+    #[test]
+    fn smtp_resolver_found_and_not_found() {
+        use crate::mail::resolver::tests::{Reply, Responder, T_A, T_PTR};
+        let dns = Responder::start(
+            "127.0.0.1:0",
+            vec![
+                ("1.0.0.127.in-addr.arpa", T_PTR, Reply::Ptr("client.test")),
+                (
+                    "client.test",
+                    T_A,
+                    Reply::A(vec!["127.0.0.1".parse().unwrap()]),
+                ),
+            ],
+        )
+        .unwrap();
+        let (auth_l, auth_port) = listener();
+        let mail = format!(
+            "auth_http 127.0.0.1:{auth_port}/a; resolver {} ipv6=off;",
+            dns.addr
+        );
+        let srv = server(&mail, "protocol smtp; smtp_auth plain;", false);
+        let auth = auth_once(auth_l, AUTH_BAD);
+        let got = serve(srv.clone(), |port| {
+            let (mut w, mut r) = connect(port);
+            let greeting = line(&mut r);
+            // AUTH PLAIN \0u\0p
+            w.write_all(b"EHLO x\r\nAUTH PLAIN AHUAcA==\r\n").unwrap();
+            let mut rest = String::new();
+            while !rest.ends_with("535 5.7.8 Bad login\r\n") && !rest.ends_with("\r\n\r\n") {
+                let l = line(&mut r);
+                if l.is_empty() {
+                    break;
+                }
+                rest.push_str(&l);
+            }
+            (greeting, rest)
+        });
+        assert!(got.0.starts_with("220 "), "{got:?}");
+        let req = auth.join().unwrap();
+        assert!(req.contains("Client-Host: client.test\r\n"), "{req}");
+
+        // A PTR the DNS server does not know: [UNAVAILABLE] and the log
+        // line with the resolver's action.
+        let dns = Responder::start("127.0.0.1:0", vec![]).unwrap();
+        let (auth_l, auth_port) = listener();
+        let mail = format!("auth_http 127.0.0.1:{auth_port}/a; resolver {};", dns.addr);
+        let srv = server(&mail, "protocol smtp; smtp_auth plain;", false);
+        let auth = auth_once(auth_l, AUTH_BAD);
+        let greeting = serve(srv.clone(), |port| {
+            let (mut w, mut r) = connect(port);
+            let greeting = line(&mut r);
+            w.write_all(b"AUTH PLAIN AHUAcA==\r\n").unwrap();
+            line(&mut r);
+            greeting
+        });
+        assert!(greeting.starts_with("220 "), "{greeting}");
+        let req = auth.join().unwrap();
+        assert!(req.contains("Client-Host: [UNAVAILABLE]\r\n"), "{req}");
+        let log = log_text(&srv);
+        assert!(
+            log.contains("[error] ")
+                && log.contains("127.0.0.1 could not be resolved (3: Host not found) while in resolving client address, client: 127.0.0.1, server: 127.0.0.1:1\n"),
+            "{log}"
+        );
+    }
+
+    /// A DNS server that never answers: the greeting comes after
+    /// `resolver_timeout` with [TEMPUNAVAIL].
+    #[test]
+    fn smtp_resolver_timeout() {
+        use crate::mail::resolver::tests::{Reply, Responder, T_PTR};
+        let dns = Responder::start(
+            "127.0.0.1:0",
+            vec![("1.0.0.127.in-addr.arpa", T_PTR, Reply::Silent)],
+        )
+        .unwrap();
+        let (auth_l, auth_port) = listener();
+        let mail = format!(
+            "auth_http 127.0.0.1:{auth_port}/a; resolver {}; resolver_timeout 300ms;",
+            dns.addr
+        );
+        let srv = server(&mail, "protocol smtp; smtp_auth plain;", false);
+        let auth = auth_once(auth_l, AUTH_BAD);
+        let (greeting, waited) = serve(srv.clone(), |port| {
+            let started = Instant::now();
+            let (mut w, mut r) = connect(port);
+            let greeting = line(&mut r);
+            let waited = started.elapsed();
+            w.write_all(b"AUTH PLAIN AHUAcA==\r\n").unwrap();
+            line(&mut r);
+            (greeting, waited)
+        });
+        assert!(greeting.starts_with("220 "), "{greeting}");
+        assert!(waited >= Duration::from_millis(250), "{waited:?}");
+        let req = auth.join().unwrap();
+        assert!(req.contains("Client-Host: [TEMPUNAVAIL]\r\n"), "{req}");
+        let log = log_text(&srv);
+        assert!(
+            log.contains("127.0.0.1 could not be resolved (110: Operation timed out) while in resolving client address"),
+            "{log}"
+        );
+    }
+
+    /// Quits the loop gracefully when the test thread writes to the pipe.
+    struct Quit(std::os::unix::net::UnixStream);
+
+    impl Control for Quit {
+        fn fds(&self) -> Vec<RawFd> {
+            use std::os::fd::AsRawFd;
+            vec![self.0.as_raw_fd()]
+        }
+        fn poll(&mut self) -> Vec<Command> {
+            let mut b = [0u8; 8];
+            let _ = self.0.read(&mut b);
+            vec![Command::Quit]
+        }
+    }
+
+    /// A graceful shutdown leaves a session before login and a relayed one
+    /// open; `worker_shutdown_timeout` closes both, the relayed one with
+    /// nginx's `shutdown timeout` line.
+    #[test]
+    fn graceful_shutdown_waits_then_times_out() {
+        let (auth_l, auth_port) = listener();
+        let (backend_l, backend_port) = listener();
+        let srv = server(
+            &format!("auth_http 127.0.0.1:{auth_port}/a;"),
+            "protocol pop3;",
+            false,
+        );
+        let reply: &'static str = Box::leak(
+            format!(
+                "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.0.1\r\nAuth-Port: {backend_port}\r\n\r\n"
+            )
+            .into_boxed_str(),
+        );
+        let auth = auth_once(auth_l, reply);
+        let backend = std::thread::spawn(move || {
+            let (c, _) = backend_l.accept().unwrap();
+            let mut w = c.try_clone().unwrap();
+            let mut r = BufReader::new(c);
+            w.write_all(b"+OK backend\r\n").unwrap();
+            for reply in ["+OK\r\n", "+OK in\r\n"] {
+                line(&mut r);
+                w.write_all(reply.as_bytes()).unwrap();
+            }
+            let noop = line(&mut r);
+            // Held open until the proxy closes it.
+            let eof = line(&mut r);
+            (noop, eof)
+        });
+        let (l, port) = listener();
+        l.set_nonblocking(true).unwrap();
+        let mut lp = EventLoop::new(
+            vec![Listening {
+                sock: ListenSock::Tcp(mio::net::TcpListener::from_std(l)),
+                addr_text: "test".into(),
+                id: 0,
+            }],
+            Box::new(TestAcceptor(srv.clone())),
+            crate::event::Settings {
+                worker_connections: 16,
+                multi_accept: false,
+                timer_resolution: None,
+                shutdown_timeout: Some(Duration::from_millis(300)),
+                debug_connection: Vec::new(),
+                reserved: 0,
+            },
+            Box::new(|| 1),
+        )
+        .unwrap();
+        let (quit_a, quit_b) = std::os::unix::net::UnixStream::pair().unwrap();
+        quit_b.set_nonblocking(true).unwrap();
+        let client = std::thread::spawn(move || {
+            let (mut w, mut r) = connect(port);
+            line(&mut r);
+            w.write_all(b"USER u\r\nPASS p\r\n").unwrap();
+            line(&mut r);
+            let logged_in = line(&mut r);
+            let (_w2, mut r2) = connect(port);
+            let greeting = line(&mut r2);
+            let mut q = quit_a;
+            q.write_all(b"q").unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            // Both still served after the QUIT.
+            w.write_all(b"NOOP\r\n").unwrap();
+            let started = Instant::now();
+            let eof = (line(&mut r), line(&mut r2));
+            (logged_in, greeting, eof, started.elapsed())
+        });
+        let exit = lp.run(&mut Quit(quit_b)).unwrap();
+        let (logged_in, greeting, eof, waited) = client.join().unwrap();
+        assert_eq!(exit, crate::event::Exit::Drained);
+        assert_eq!(logged_in, "+OK in\r\n");
+        assert_eq!(greeting, "+OK POP3 ready\r\n");
+        assert_eq!(eof, (String::new(), String::new()));
+        assert!(waited >= Duration::from_millis(100), "{waited:?}");
+        assert_eq!(
+            backend.join().unwrap(),
+            ("NOOP\r\n".to_string(), String::new())
+        );
+        auth.join().unwrap();
+        let log = log_text(&srv);
+        assert!(
+            log.contains(
+                "shutdown timeout while proxying, client: 127.0.0.1, server: 127.0.0.1:1, login: \"u\", upstream: 127.0.0.1:"
+            ),
+            "{log}"
         );
     }
 }

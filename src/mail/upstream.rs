@@ -185,8 +185,13 @@ impl Login {
                         }
                     }
                     let tag = &sh.tag;
-                    if b[p..].starts_with(tag) && b[p + tag.len()..].starts_with(b"OK") {
-                        return Check::Ok;
+                    if b[p..].starts_with(tag) {
+                        // Past the tag, as nginx: a tagged NO is logged
+                        // without its tag.
+                        p += tag.len();
+                        if b[p..].starts_with(b"OK") {
+                            return Check::Ok;
+                        }
                     }
                     Check::Invalid(p)
                 }
@@ -451,6 +456,36 @@ mod tests {
             LoginStep::Failed(LoginError::InvalidPassed {
                 line: "-ERR bad".into(),
                 reply: b"-ERR bad\r\n".to_vec()
+            })
+        );
+    }
+
+    #[test]
+    fn imap_tagged_no_is_logged_without_the_tag() {
+        let mut sh = shared("user", "secret");
+        sh.tag = b"r1 ".to_vec();
+        let mut c = conf(Protocol::Imap);
+        c.pass_error_message = true;
+        let mut login = Login::new(c);
+        let mut out = Vec::new();
+        for (input, _) in [("* OK ready\r\n", ""), ("+ go\r\n", ""), ("+ go\r\n", "")] {
+            let mut b = input.as_bytes().to_vec();
+            let n = b.len();
+            b.resize(256, 0);
+            assert!(matches!(
+                login.on_input(&mut b, n, &sh, &mut out),
+                LoginStep::Send { .. }
+            ));
+        }
+        let reply = b"* CAPABILITY X\r\nr1 NO [AUTHENTICATIONFAILED] no\r\n";
+        let mut b = reply.to_vec();
+        let n = b.len();
+        b.resize(256, 0);
+        assert_eq!(
+            login.on_input(&mut b, n, &sh, &mut out),
+            LoginStep::Failed(LoginError::InvalidPassed {
+                line: "NO [AUTHENTICATIONFAILED] no".into(),
+                reply: reply.to_vec(),
             })
         );
     }

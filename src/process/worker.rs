@@ -40,7 +40,9 @@ impl MailAcceptor {
             .filter_map(|l| {
                 let conf = config.mail.as_ref()?.servers.get(l.server)?;
                 let log = logs.servers.get(l.server).unwrap_or(&logs.main).clone();
-                Some(Arc::new(ServerCtx::new(conf, log, &l.addr_text)))
+                let mut srv = ServerCtx::new(conf, log, &l.addr_text);
+                srv.proxy_protocol = l.proxy_protocol;
+                Some(Arc::new(srv))
             })
             .collect();
         MailAcceptor {

@@ -7,12 +7,12 @@ use std::net::{Ipv4Addr, Ipv6Addr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-const T_A: u16 = 1;
-const T_PTR: u16 = 12;
+pub(crate) const T_A: u16 = 1;
+pub(crate) const T_PTR: u16 = 12;
 const T_AAAA: u16 = 28;
 
 #[derive(Clone, Debug)]
-enum Reply {
+pub(crate) enum Reply {
     Ptr(&'static str),
     A(Vec<Ipv4Addr>),
     Aaaa(Vec<Ipv6Addr>),
@@ -23,15 +23,15 @@ enum Reply {
 /// A UDP DNS server answering from a script keyed by (name, type). A name
 /// that is in the script gets an empty NOERROR for types it has no entry
 /// for; any other name gets NXDOMAIN.
-struct Responder {
-    addr: SocketAddr,
+pub(crate) struct Responder {
+    pub(crate) addr: SocketAddr,
     stop: Arc<AtomicBool>,
     queries: Arc<Mutex<Vec<(String, u16)>>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Responder {
-    fn start(bind: &str, script: Vec<(&str, u16, Reply)>) -> io::Result<Responder> {
+    pub(crate) fn start(bind: &str, script: Vec<(&str, u16, Reply)>) -> io::Result<Responder> {
         let socket = UdpSocket::bind(bind)?;
         socket.set_read_timeout(Some(Duration::from_millis(20)))?;
         let addr = socket.local_addr()?;
