@@ -1028,8 +1028,19 @@ fn unsafe_mkfifo(path: &std::ffi::CStr) -> i32 {
 /// `None` (and the test is skipped with a note) when SoftHSM2 or the
 /// PKCS#11 engine is not installed.
 fn softhsm_token(p: &Pki) -> Option<String> {
-    let have = |f: &str| Path::new(f).exists();
-    if !have("/usr/bin/softhsm2-util") || !have("/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so") {
+    // The engine directory of the system OpenSSL (`ENGINESDIR: "..."`).
+    let engines = std::process::Command::new("openssl")
+        .args(["version", "-e"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.split('"').nth(1).map(str::to_string))
+        .unwrap_or_default();
+    let have_util = std::process::Command::new("softhsm2-util")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_util || !Path::new(&engines).join("pkcs11.so").exists() {
         eprintln!("softhsm2-util or the pkcs11 engine is missing: engine test skipped");
         return None;
     }
