@@ -17,6 +17,26 @@
 //!   keys on a PKCS#11 token are opened by the process that uses them),
 //!   then per connection [`ServerTls::accept`] over a [`Socket`] and the
 //!   [`TlsStream`] step functions.
+//!
+//! A session uses a connection as nginx's mail module does:
+//! - implicit TLS (`listen ... ssl`, `ssl on`): accept, then call
+//!   [`TlsStream::handshake`] on each readiness event (action "SSL
+//!   handshaking", bounded by `timeout`) until `Done`; `WantRead` /
+//!   `WantWrite` mean "wait for that" ([`Want::interest`]); `Failed` is
+//!   logged with its level and text and the connection closed;
+//! - STARTTLS / STLS: flush the plain reply, drop any pipelined plain
+//!   input, then the same (action "in starttls state"), and no greeting;
+//! - after `Done`: [`TlsStream::check_client_cert`] with the server's
+//!   `ssl_verify_client`; a refusal is logged at info and answered with
+//!   [`CertCheck::reply`], then the session closes; then read at once
+//!   (the client may have sent its first command with the handshake);
+//! - auth_http: [`TlsStream::facts`] fills the `Auth-SSL-*` headers;
+//! - reads and writes through `event::Io`; a write that returned
+//!   `WouldBlock` is retried with the same bytes; errors are logged with
+//!   the level and text of [`TlsStream::take_error`];
+//! - closing: [`TlsStream::shutdown`] until `Done`, at most
+//!   [`SHUTDOWN_TIMEOUT`] (after a timeout or an error call
+//!   [`TlsStream::set_broken`] first: no close_notify then).
 
 pub mod cache;
 pub mod context;

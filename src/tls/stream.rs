@@ -1,5 +1,5 @@
 //! A non-blocking server-side TLS stream over any byte stream (a mio
-//! socket in the worker), implementing [`event::Io`].
+//! socket in the worker), implementing [`crate::event::Io`].
 //!
 //! Every call does what it can and returns; when OpenSSL needs the socket
 //! to become readable or writable first, the call reports it
