@@ -137,6 +137,7 @@ fn ssl(s: &SrvBuild, p: &SrvBuild) -> Result<SslConf, ConfMessage> {
         certificates: certificates.unwrap_or_default(),
         certificate_keys: keys.unwrap_or_default(),
         password_file: s.password_file.clone().or_else(|| p.password_file.clone()),
+        passwords: s.passwords.clone().or_else(|| p.passwords.clone()),
         certificate_compression: pick(
             &s.certificate_compression,
             &p.certificate_compression,

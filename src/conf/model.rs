@@ -337,6 +337,9 @@ pub struct SslConf {
     pub certificates: Vec<CertSource>,
     pub certificate_keys: Vec<KeySource>,
     pub password_file: Option<PathBuf>,
+    /// The pass phrases of `ssl_password_file`, read once while loading
+    /// (a named pipe can be read only once).
+    pub passwords: Option<Passwords>,
     pub certificate_compression: bool,
     pub dhparam: Option<PathBuf>,
     /// `ssl_ecdh_curve`, default "auto".
@@ -362,6 +365,16 @@ pub struct SslConf {
     /// Where the first ssl directive that needs a certificate was written,
     /// for nginx's `no "ssl_certificate" is defined ...` style messages.
     pub origin: Origin,
+}
+
+/// Pass phrases for encrypted keys, tried in turn; never printed.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Passwords(pub Vec<Vec<u8>>);
+
+impl std::fmt::Debug for Passwords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Passwords({} hidden)", self.0.len())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

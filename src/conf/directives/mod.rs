@@ -169,6 +169,7 @@ pub struct SrvBuild {
     pub certificate_names: Vec<String>,
     pub certificate_keys: Option<Vec<KeySource>>,
     pub password_file: Option<PathBuf>,
+    pub passwords: Option<crate::conf::model::Passwords>,
     pub certificate_compression: Option<bool>,
     pub dhparam: Option<PathBuf>,
     pub ecdh_curve: Option<String>,

@@ -5,7 +5,9 @@ use super::{
     arg, args, conf_path, enumerated, fail, flag, num, rv, sec, string, Builtin, Cmd, Eval, MAIL,
     SRV,
 };
-use crate::conf::model::{CertSource, KeySource, ShmZone, SslProtocols, StartTls, VerifyClient};
+use crate::conf::model::{
+    CertSource, KeySource, Passwords, ShmZone, SslProtocols, StartTls, VerifyClient,
+};
 use crate::conf::parser::Directive;
 use crate::conf::{units, ConfMessage};
 
@@ -231,8 +233,8 @@ fn certificate_key(ev: &mut Eval, d: &Directive) -> Result<(), ConfMessage> {
     Ok(())
 }
 
-/// nginx reads the pass phrases while loading; so do we, to fail at the
-/// same place with the same words.
+/// nginx reads the pass phrases while loading; so do we, once, and keep
+/// them (a named pipe can be read only once).
 fn password_file(ev: &mut Eval, d: &Directive) -> Result<(), ConfMessage> {
     if ev.srv().password_file.is_some() {
         return Err(rv(d, "is duplicate"));
@@ -248,17 +250,33 @@ fn password_file(ev: &mut Eval, d: &Directive) -> Result<(), ConfMessage> {
             ),
         )
     })?;
-    if bytes
-        .split(|&b| b == b'\n')
-        .all(|l| l.is_empty() || l == b"\r")
-    {
-        return Err(fail(
-            d,
-            format!("cannot use empty password file \"{}\"", path.display()),
-        ));
-    }
-    ev.srv().password_file = Some(path);
+    let list = split_passwords(&bytes)
+        .ok_or_else(|| fail(d, format!("too long line in \"{}\"", path.display())))?;
+    let srv = ev.srv();
+    srv.password_file = Some(path);
+    srv.passwords = Some(Passwords(list));
     Ok(())
+}
+
+/// nginx's reading of a password file: one pass phrase a line, a trailing
+/// CR dropped, empty lines skipped, a line of 4096 bytes or more refused;
+/// a file without any pass phrase yields one empty pass phrase.
+fn split_passwords(bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
+    const LINE_MAX: usize = 4096;
+    let mut list = Vec::new();
+    for line in bytes.split(|&b| b == b'\n') {
+        if line.len() >= LINE_MAX {
+            return None;
+        }
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if !line.is_empty() {
+            list.push(line.to_vec());
+        }
+    }
+    if list.is_empty() {
+        list.push(Vec::new());
+    }
+    Some(list)
 }
 
 const PROTOCOL_NAMES: [&str; 6] = ["SSLv2", "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"];
@@ -376,4 +394,17 @@ fn conf_command(ev: &mut Eval, d: &Directive) -> Result<(), ConfMessage> {
         .get_or_insert_with(Vec::new)
         .push((arg(d, 0).to_string(), arg(d, 1).to_string()));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_passwords;
+
+    #[test]
+    fn password_lines() {
+        let v = split_passwords(b"one\r\n\ntwo\nthree").unwrap();
+        assert_eq!(v, vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]);
+        assert_eq!(split_passwords(b"\n\n").unwrap(), vec![Vec::<u8>::new()]);
+        assert!(split_passwords(&[b'x'; 4096]).is_none());
+    }
 }
