@@ -44,7 +44,8 @@ BUILD_PACKAGES = gcc libc6-dev pkg-config libssl-dev libc-ares-dev
 # The quickstart's backend: Dovecot for IMAP and POP3, and curl to try it.
 RUN_PACKAGES   = dovecot-imapd dovecot-pop3d curl perl
 TEST_PACKAGES  = $(BUILD_PACKAGES) openssl perl procps \
-                 libio-socket-ssl-perl libnet-ssleay-perl
+                 libio-socket-ssl-perl libnet-ssleay-perl \
+                 softhsm2 libengine-pkcs11-openssl opensc
 
 RUN_DIR        = $(CURDIR)/target/quickstart
 SUDO           = $(if $(filter 0,$(shell id -u)),,sudo)
