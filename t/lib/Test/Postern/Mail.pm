@@ -11,7 +11,7 @@ use Test::More ();
 
 our $TIMEOUT = 5;
 
-# new(PeerAddr => 'host:port' | port => n, SSL => 1, timeout => s,
+# new(PeerAddr => 'host:port' | '[v6addr]:port' | 'unix:/path' | port => n, SSL => 1, timeout => s,
 #     SSL_* => ... passed to IO::Socket::SSL)
 sub new {
 	my ($class, %args) = @_;
@@ -25,6 +25,10 @@ sub new {
 	if ($peer =~ m{^unix:(.*)}) {
 		require IO::Socket::UNIX;
 		$sock = IO::Socket::UNIX->new(Peer => $1);
+	} elsif ($peer =~ /^\[/) {
+		# "[::1]:port": IPv6
+		require IO::Socket::IP;
+		$sock = IO::Socket::IP->new(PeerAddr => $peer, Timeout => $timeout);
 	} else {
 		$sock = IO::Socket::INET->new(PeerAddr => $peer, Timeout => $timeout);
 	}
