@@ -245,11 +245,19 @@ like($queries, qr/^\Q$ptr\E PTR,mail\.example\.test A\b/,
 unlike($t->read_file('error.log'), qr/\[error\].*could not be resolved/,
 	'found: no resolver error logged');
 
-# a second session within the TTL (60s) is answered from the resolver's cache
+# a second session within the TTL (60s): the same name
 smtp_login($port->(0), 'found2', 'found again');
 is(request_for('found2')->{h}{'client-host'}, 'mail.example.test',
 	'found again: Client-Host');
-is(dns_queries('found'), $queries, 'found again: answered from the cache');
+SKIP: {
+	# nginx keeps one resolver cache per worker and answers this session
+	# from it; Postern asks afresh for every session on purpose (see the
+	# differences listed in src/mail/resolver.rs): only the DNS server can
+	# tell
+	skip 'Postern has no resolver cache (deliberate)', 1
+		unless Test::Postern::is_nginx();
+	is(dns_queries('found'), $queries, 'found again: answered from the cache');
+}
 
 # --- PTR NXDOMAIN ------------------------------------------------------------
 
