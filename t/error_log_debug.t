@@ -16,7 +16,6 @@ use warnings;
 
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use IO::Socket::INET;
 use Test::More;
 use Test::Postern qw(wait_until);
 use Test::Postern::IMAP;
@@ -54,11 +53,8 @@ my $port = $t->port(0);
 # of the connection ("*N") from its "client ... connected to" log line.
 sub session_from {
 	my ($local) = @_;
-	my $sock = IO::Socket::INET->new(LocalAddr => $local,
-		PeerAddr => "127.0.0.1:$port") or die "connect from $local: $!\n";
-	my $local_port = $sock->sockport;
-	my $s = bless { sock => $sock, timeout => 5, tag => 0 },
-		'Test::Postern::IMAP';
+	my $s = Test::Postern::IMAP->new(port => $port, LocalAddr => $local);
+	my $local_port = $s->socket->sockport;
 	$s->check(qr/^\* OK IMAP4 ready\r\n\z/, "$local: greeting");
 	$s->cmd('LOGOUT');
 	my @lines = $s->read_tagged;
