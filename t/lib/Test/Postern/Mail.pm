@@ -11,7 +11,8 @@ use Test::More ();
 
 our $TIMEOUT = 5;
 
-# new(PeerAddr => 'host:port' | port => n, SSL => 1, timeout => s,
+# new(PeerAddr => 'host:port' | '[v6addr]:port' | 'unix:/path' | port => n,
+#     LocalAddr => 'addr', SSL => 1, timeout => s,
 #     SSL_* => ... passed to IO::Socket::SSL)
 sub new {
 	my ($class, %args) = @_;
@@ -20,13 +21,23 @@ sub new {
 		// '127.0.0.1:' . (delete $args{port} // die "no port\n");
 	my $ssl = delete $args{SSL};
 	my $timeout = delete $args{timeout} // $TIMEOUT;
+	# LocalAddr: the client's own address (e.g. 127.0.0.2 for a second
+	# client on loopback)
+	my @local = defined $args{LocalAddr}
+		? (LocalAddr => delete $args{LocalAddr}) : ();
 
 	my $sock;
 	if ($peer =~ m{^unix:(.*)}) {
 		require IO::Socket::UNIX;
 		$sock = IO::Socket::UNIX->new(Peer => $1);
+	} elsif ($peer =~ /^\[/) {
+		# "[::1]:port": IPv6
+		require IO::Socket::IP;
+		$sock = IO::Socket::IP->new(PeerAddr => $peer, Timeout => $timeout,
+			@local);
 	} else {
-		$sock = IO::Socket::INET->new(PeerAddr => $peer, Timeout => $timeout);
+		$sock = IO::Socket::INET->new(PeerAddr => $peer, Timeout => $timeout,
+			@local);
 	}
 	die "connect to $peer: $!\n" unless $sock;
 
