@@ -68,16 +68,22 @@ impl Io for Stream {
     }
 }
 
+impl std::os::fd::AsRawFd for Stream {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+}
+
 impl Stream {
     /// Look at the bytes waiting on the socket without taking them
     /// (`recv(MSG_PEEK)`), as nginx reads a PROXY protocol header: what
     /// follows the header stays queued for the protocol (or TLS) after it.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<IoStatus> {
         use std::os::fd::AsRawFd;
-        let fd = match self {
-            Stream::Tcp(s) => s.as_raw_fd(),
-            Stream::Unix(s) => s.as_raw_fd(),
-        };
+        let fd = self.as_raw_fd();
         // SAFETY: `buf` is a live, writable slice of `buf.len()` bytes and
         // recv() writes at most that many; `fd` belongs to `self`, which is
         // borrowed for the whole call, so it stays open.

@@ -60,6 +60,17 @@ impl Acceptor for MailAcceptor {
         let listen = self.listens.get(entry)?;
         let srv = self.servers.get(entry)?.clone();
         srv.log.write_conn(
+            Level::Debug,
+            None,
+            ctx.debug,
+            format_args!(
+                "*{} accept: {} fd:{}",
+                ctx.number,
+                conn.peer,
+                conn.stream.as_raw_fd()
+            ),
+        );
+        srv.log.write_conn(
             Level::Info,
             None,
             ctx.debug,
