@@ -30,6 +30,7 @@
 
 use super::auth_http::{
     self, AuthHttpResponse, AuthRequest, Outcome as AuthOutcome, Progress, ProxyProtocolAddrs,
+    SslInfo,
 };
 use super::caps::Replies;
 use super::front::{internal_server_error, AuthMethod, FrontConf, Notes, Shared, Step};
@@ -44,6 +45,10 @@ use super::upstream::{Login, LoginConf, LoginError, LoginStep};
 use crate::conf::{AuthHttpPeer, Level, Protocol, ProxyProtocolVersion, ServerConf, StartTls};
 use crate::event::{Ctx, Handler, Io, IoStatus, Next, Peer, Readiness, Stream, TimerId};
 use crate::logging::{Extra, Log};
+use crate::tls::{
+    CertCheck, Handshake, ServerTls, Shutdown, Socket, TlsError, TlsStream, Want,
+    SHUTDOWN_TIMEOUT,
+};
 use mio::event::Source;
 use mio::net::{TcpStream, UnixStream};
 use mio::{Interest, Registry, Token};
@@ -71,6 +76,11 @@ pub struct ServerCtx {
     pub auth_peer: String,
     /// `listen … proxy_protocol`: a PROXY protocol header comes first.
     pub proxy_protocol: bool,
+    /// The server's TLS context (for `listen … ssl`, `ssl on` or
+    /// `starttls`).
+    pub tls: Option<ServerTls>,
+    /// `listen … ssl` or `ssl on`: the session starts with a handshake.
+    pub implicit_tls: bool,
 }
 
 impl ServerCtx {
@@ -85,8 +95,8 @@ impl ServerCtx {
                 replies: Arc::new(Replies::new(conf)),
                 server_name: conf.server_name.clone(),
                 max_errors: conf.max_errors,
-                // TLS is not available yet: answer STARTTLS / STLS as nginx
-                // does without TLS.
+                // Until a TLS context is set (`set_tls`), STARTTLS / STLS
+                // are answered as nginx does without TLS.
                 starttls: StartTls::Off,
                 auth,
                 smtp_greeting_delay: !conf.smtp.greeting_delay.is_zero(),
@@ -96,14 +106,41 @@ impl ServerCtx {
             log,
             addr_text: addr_text.to_string(),
             proxy_protocol: false,
+            tls: None,
+            implicit_tls: false,
         }
+    }
+
+    /// Serve TLS with `tls`: implicit TLS when `implicit` (`listen … ssl`
+    /// or `ssl on`), and STARTTLS / STLS as the server's `starttls` says.
+    pub fn set_tls(&mut self, tls: ServerTls, implicit: bool) {
+        self.front.starttls = self.conf.ssl.starttls;
+        self.implicit_tls = implicit || self.conf.ssl.ssl_on;
+        self.tls = Some(tls);
     }
 }
 
-/// The client's byte stream; a TLS variant plugs in here.
+/// The client's byte stream: plain, or TLS over the same socket (the
+/// socket keeps its registration when TLS starts).
 #[derive(Debug)]
 pub enum ClientStream {
     Plain(Stream),
+    Tls(Box<TlsClient>),
+    /// Only while the plain stream moves into a TLS one.
+    Detached,
+}
+
+/// A TLS client stream and what its last blocked read and write wait for:
+/// with TLS a read may need the socket writable and a write readable.
+#[derive(Debug)]
+pub struct TlsClient {
+    stream: TlsStream<Socket>,
+    read_wants: Want,
+    write_wants: Want,
+}
+
+fn detached() -> io::Error {
+    io::Error::from_raw_os_error(libc::EBADF)
 }
 
 impl ClientStream {
@@ -111,7 +148,55 @@ impl ClientStream {
     fn peek(&self, buf: &mut [u8]) -> io::Result<IoStatus> {
         match self {
             ClientStream::Plain(s) => s.peek(buf),
+            ClientStream::Tls(_) | ClientStream::Detached => Err(detached()),
         }
+    }
+
+    fn tls(&self) -> Option<&TlsStream<Socket>> {
+        match self {
+            ClientStream::Tls(t) => Some(&t.stream),
+            _ => None,
+        }
+    }
+
+    fn tls_mut(&mut self) -> Option<&mut TlsStream<Socket>> {
+        match self {
+            ClientStream::Tls(t) => Some(&mut t.stream),
+            _ => None,
+        }
+    }
+
+    /// What a read waits for once it would block.
+    fn read_wants(&self) -> Want {
+        match self {
+            ClientStream::Tls(t) => t.read_wants,
+            _ => Want::Read,
+        }
+    }
+
+    /// What a write waits for once it would block.
+    fn write_wants(&self) -> Want {
+        match self {
+            ClientStream::Tls(t) => t.write_wants,
+            _ => Want::Write,
+        }
+    }
+
+    /// Socket readiness (`readable`, `writable`) as the reads and writes
+    /// of this stream see it: a TLS read blocked on writing is woken by
+    /// writability, and the other way round.
+    fn progress(&self, readable: bool, writable: bool) -> (bool, bool) {
+        let ready = |w: Want| match w {
+            Want::Read => readable,
+            Want::Write => writable,
+        };
+        (ready(self.read_wants()), ready(self.write_wants()))
+    }
+
+    /// The error behind the last failed TLS read or write, as nginx words
+    /// and levels it.
+    fn take_tls_error(&mut self) -> Option<TlsError> {
+        self.tls_mut().and_then(TlsStream::take_error)
     }
 }
 
@@ -119,11 +204,29 @@ impl Io for ClientStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<IoStatus> {
         match self {
             ClientStream::Plain(s) => s.read(buf),
+            ClientStream::Tls(t) => {
+                let r = t.stream.read(buf);
+                t.read_wants = match r {
+                    Ok(IoStatus::WouldBlock) => t.stream.blocked_on().unwrap_or(Want::Read),
+                    _ => Want::Read,
+                };
+                r
+            }
+            ClientStream::Detached => Err(detached()),
         }
     }
     fn write(&mut self, buf: &[u8]) -> io::Result<IoStatus> {
         match self {
             ClientStream::Plain(s) => s.write(buf),
+            ClientStream::Tls(t) => {
+                let r = t.stream.write(buf);
+                t.write_wants = match r {
+                    Ok(IoStatus::WouldBlock) => t.stream.blocked_on().unwrap_or(Want::Write),
+                    _ => Want::Write,
+                };
+                r
+            }
+            ClientStream::Detached => Err(detached()),
         }
     }
 }
@@ -132,16 +235,22 @@ impl Source for ClientStream {
     fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
         match self {
             ClientStream::Plain(s) => s.register(r, t, i),
+            ClientStream::Tls(s) => s.stream.register(r, t, i),
+            ClientStream::Detached => Err(detached()),
         }
     }
     fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
         match self {
             ClientStream::Plain(s) => s.reregister(r, t, i),
+            ClientStream::Tls(s) => s.stream.reregister(r, t, i),
+            ClientStream::Detached => Err(detached()),
         }
     }
     fn deregister(&mut self, r: &Registry) -> io::Result<()> {
         match self {
             ClientStream::Plain(s) => s.deregister(r),
+            ClientStream::Tls(s) => s.stream.deregister(r),
+            ClientStream::Detached => Ok(()),
         }
     }
 }
@@ -334,8 +443,18 @@ struct RelayStage {
     relay: Relay,
 }
 
+/// A TLS handshake: implicit TLS before the greeting, or after STARTTLS /
+/// STLS (then the protocol goes on without a greeting).
+struct HandshakeStage {
+    front: Front,
+    starttls: bool,
+}
+
 enum Stage {
     ProxyProtocol(Box<ProxyProtocolStage>),
+    /// The STARTTLS / STLS reply is being sent; the handshake follows.
+    StartTls(Front),
+    Handshake(Box<HandshakeStage>),
     Resolving(Box<ResolveStage>),
     /// `smtp_greeting_delay`: any input now is a pipelining violation.
     SmtpDelay(Front),
@@ -344,6 +463,8 @@ enum Stage {
     AuthSleep(Front, AfterSleep),
     Backend(Box<BackendStage>),
     Relay(Box<RelayStage>),
+    /// Sending TLS close_notify and waiting for the client's.
+    ShuttingDown,
     Closed,
 }
 
@@ -358,6 +479,8 @@ enum Timer {
     Proxy,
     /// The lookup's next deadline (a resend or `resolver_timeout`).
     Resolver,
+    /// The TLS shutdown (`SHUTDOWN_TIMEOUT`).
+    Shutdown,
 }
 
 impl Timer {
@@ -373,6 +496,7 @@ impl Timer {
             Timer::Backend,
             Timer::Proxy,
             Timer::Resolver,
+            Timer::Shutdown,
         ]
         .into_iter()
         .find(|t| t.tag() == tag)
@@ -547,7 +671,7 @@ impl Session {
                 buf: vec![0u8; proxy_protocol::MAX_HEADER].into_boxed_slice(),
             }));
         } else {
-            s.stage = s.init_session(ctx, front);
+            s.stage = s.after_accept(ctx, front);
         }
         match s.drive(ctx) {
             Next::Continue => Some(s),
@@ -719,7 +843,105 @@ impl Session {
         }
         self.cancel_timer(ctx);
         let ProxyProtocolStage { front, .. } = *pp;
-        (self.init_session(ctx, front), true)
+        (self.after_accept(ctx, front), true)
+    }
+
+    /// After the accept (and the PROXY header): implicit TLS first, or the
+    /// protocol at once.
+    fn after_accept(&mut self, ctx: &mut Ctx<'_>, front: Front) -> Stage {
+        if self.srv.implicit_tls {
+            self.start_handshake(ctx, front, false)
+        } else {
+            self.init_session(ctx, front)
+        }
+    }
+
+    /// Turn the plain client stream into a TLS one and start the
+    /// handshake, bounded by `timeout`.
+    fn start_handshake(&mut self, ctx: &mut Ctx<'_>, front: Front, starttls: bool) -> Stage {
+        self.action = if starttls {
+            "in starttls state"
+        } else {
+            "SSL handshaking"
+        };
+        let srv = self.srv.clone();
+        let Some(tls) = &srv.tls else {
+            return Stage::Closed;
+        };
+        let ClientStream::Plain(stream) = std::mem::replace(&mut self.client, ClientStream::Detached)
+        else {
+            return Stage::Closed;
+        };
+        match tls.accept(Socket(stream)) {
+            Ok(stream) => {
+                self.client = ClientStream::Tls(Box::new(TlsClient {
+                    stream,
+                    read_wants: Want::Read,
+                    write_wants: Want::Write,
+                }));
+            }
+            Err(e) => {
+                self.log(e.level, None, format_args!("{}", e.text));
+                return Stage::Closed;
+            }
+        }
+        self.set_timer(ctx, srv.conf.timeout, Timer::Client);
+        Stage::Handshake(Box::new(HandshakeStage { front, starttls }))
+    }
+
+    /// One handshake step when the socket is ready for it; once done, the
+    /// client certificate check, then the greeting (implicit TLS) or the
+    /// commands (STARTTLS).
+    fn handshake(&mut self, ctx: &mut Ctx<'_>, hs: Box<HandshakeStage>) -> (Stage, bool) {
+        let srv = self.srv.clone();
+        let (readable, writable) = (self.client_readable, self.client_writable);
+        let Some(tls) = self.client.tls_mut() else {
+            return (Stage::Closed, false);
+        };
+        let ready = match tls.blocked_on() {
+            Some(Want::Read) => readable,
+            Some(Want::Write) => writable,
+            None => true,
+        };
+        if !ready {
+            return (Stage::Handshake(hs), false);
+        }
+        let check = match tls.handshake() {
+            Handshake::WantRead => {
+                self.client_readable = false;
+                return (Stage::Handshake(hs), false);
+            }
+            Handshake::WantWrite => {
+                self.client_writable = false;
+                return (Stage::Handshake(hs), false);
+            }
+            Handshake::Failed(e) => {
+                self.log(e.level, None, format_args!("{}", e.text));
+                return (Stage::Closed, false);
+            }
+            Handshake::Done => tls.check_client_cert(srv.conf.ssl.verify_client),
+        };
+        self.cancel_timer(ctx);
+        if let Some(reply) = check.reply(srv.conf.protocol) {
+            if let CertCheck::Invalid(text) | CertCheck::Missing(text) = &check {
+                self.log(Level::Info, None, format_args!("{text}"));
+            }
+            self.out.extend_from_slice(reply);
+            self.quit = true;
+            return (Stage::Closed, true);
+        }
+        self.sh.tls_active = true;
+        // The client may have sent its first command with its last
+        // handshake message: no socket event will tell, so read at once.
+        self.client_readable = true;
+        let HandshakeStage { front, starttls } = *hs;
+        if starttls {
+            self.action = "in auth state";
+            self.set_timer(ctx, srv.conf.timeout, Timer::Client);
+            (Stage::Commands(front), true)
+        } else {
+            (self.init_session(ctx, front), true)
+        }
     }
 
     fn greet(&mut self, front: &Front) {
@@ -789,19 +1011,18 @@ impl Session {
     /// Write what is queued for the client. `Ok(true)` when all is out.
     fn flush(&mut self) -> Result<bool, ()> {
         while self.out_pos < self.out.len() {
-            if !self.client_writable {
+            if !self.client_can_write() {
                 return Ok(false);
             }
             match self.client.write(&self.out[self.out_pos..]) {
                 Ok(IoStatus::Done(n)) => self.out_pos += n,
                 Ok(IoStatus::WouldBlock) => {
-                    self.client_writable = false;
+                    self.client_blocked(self.client.write_wants());
                     return Ok(false);
                 }
                 Ok(IoStatus::Closed) => return Err(()),
                 Err(e) => {
-                    let level = error_level(&e, Level::Info);
-                    self.log(level, Some(&e), format_args!("send() failed"));
+                    self.log_client_error(&e, "send() failed");
                     return Err(());
                 }
             }
@@ -811,20 +1032,112 @@ impl Session {
         Ok(true)
     }
 
+    /// Whether a client read may make progress now.
+    fn client_can_read(&self) -> bool {
+        self.client
+            .progress(self.client_readable, self.client_writable)
+            .0
+    }
+
+    /// Whether a client write may make progress now.
+    fn client_can_write(&self) -> bool {
+        self.client
+            .progress(self.client_readable, self.client_writable)
+            .1
+    }
+
+    /// A client read or write would block until the socket is ready for
+    /// `want`.
+    fn client_blocked(&mut self, want: Want) {
+        match want {
+            Want::Read => self.client_readable = false,
+            Want::Write => self.client_writable = false,
+        }
+    }
+
+    /// Log a failed client read or write: a TLS stream's own error text
+    /// (`SSL_read() failed ...`), or the socket call's.
+    fn log_client_error(&mut self, e: &io::Error, call: &str) {
+        match self.client.take_tls_error() {
+            Some(TlsError { level, text }) => self.log(level, None, format_args!("{text}")),
+            None => {
+                let level = error_level(e, Level::Info);
+                self.log(level, Some(e), format_args!("{call}"));
+            }
+        }
+    }
+
+    /// The session is over: TLS clients get a shutdown first.
+    fn finish(&mut self, ctx: &mut Ctx<'_>) -> Next {
+        match self.client.tls() {
+            Some(t) if t.is_handshaked() => {}
+            _ => return Next::Close,
+        }
+        self.cancel_timer(ctx);
+        self.release_peers(ctx);
+        self.stage = Stage::ShuttingDown;
+        self.shutdown_step(ctx)
+    }
+
+    /// One TLS shutdown step when the socket is ready for it, bounded by
+    /// `SHUTDOWN_TIMEOUT`.
+    fn shutdown_step(&mut self, ctx: &mut Ctx<'_>) -> Next {
+        let (readable, writable) = (self.client_readable, self.client_writable);
+        let Some(tls) = self.client.tls_mut() else {
+            return Next::Close;
+        };
+        let ready = match tls.blocked_on() {
+            Some(Want::Read) => readable,
+            Some(Want::Write) => writable,
+            None => true,
+        };
+        if !ready {
+            return Next::Continue;
+        }
+        let want = match tls.shutdown() {
+            Shutdown::Done => {
+                if let Some(e) = tls.take_error() {
+                    self.log(e.level, None, format_args!("{}", e.text));
+                }
+                return Next::Close;
+            }
+            Shutdown::WantRead => Want::Read,
+            Shutdown::WantWrite => Want::Write,
+        };
+        self.client_blocked(want);
+        if self.timer.is_none() {
+            self.set_timer(ctx, SHUTDOWN_TIMEOUT, Timer::Shutdown);
+        }
+        Next::Continue
+    }
+
+    /// A timeout or an error ends the session: no TLS close_notify then.
+    fn broken(&mut self) -> Next {
+        if let Some(t) = self.client.tls_mut() {
+            t.set_broken();
+        }
+        Next::Close
+    }
+
     /// Move the session forward as far as it goes.
     fn drive(&mut self, ctx: &mut Ctx<'_>) -> Next {
+        if matches!(self.stage, Stage::ShuttingDown) {
+            return self.shutdown_step(ctx);
+        }
         loop {
             match self.flush() {
-                Err(()) => return Next::Close,
+                Err(()) => return self.broken(),
                 Ok(false) => return Next::Continue,
                 Ok(true) => {}
             }
             if self.quit {
-                return Next::Close;
+                return self.finish(ctx);
             }
             let stage = std::mem::replace(&mut self.stage, Stage::Closed);
             let (stage, progressed) = match stage {
                 Stage::ProxyProtocol(pp) => self.proxy_protocol(ctx, pp),
+                Stage::StartTls(front) => (self.start_handshake(ctx, front, true), true),
+                Stage::Handshake(hs) => self.handshake(ctx, hs),
                 Stage::Resolving(r) => (Stage::Resolving(r), false),
                 Stage::SmtpDelay(front) => self.smtp_delay(front),
                 Stage::Commands(front) => self.commands(ctx, front),
@@ -832,14 +1145,14 @@ impl Session {
                 Stage::AuthSleep(front, after) => (Stage::AuthSleep(front, after), false),
                 Stage::Backend(b) => self.backend(ctx, b),
                 Stage::Relay(r) => self.relay(ctx, r),
-                Stage::Closed => (Stage::Closed, false),
+                Stage::ShuttingDown | Stage::Closed => (Stage::Closed, false),
             };
             self.stage = stage;
             if matches!(self.stage, Stage::Closed) {
                 // Flush a last reply if one is queued, then close.
                 self.quit = true;
                 if self.out.is_empty() {
-                    return Next::Close;
+                    return self.finish(ctx);
                 }
                 continue;
             }
@@ -852,7 +1165,7 @@ impl Session {
     /// Read once from the client into the front end's buffer. `Err` when
     /// the session must close.
     fn read_client(&mut self, front: &mut Front) -> Result<bool, ()> {
-        if !self.client_readable {
+        if !self.client_can_read() {
             return Ok(false);
         }
         let space = front.input().space();
@@ -865,13 +1178,12 @@ impl Session {
                 Ok(true)
             }
             Ok(IoStatus::WouldBlock) => {
-                self.client_readable = false;
+                self.client_blocked(self.client.read_wants());
                 Ok(false)
             }
             Ok(IoStatus::Closed) => Err(()),
             Err(e) => {
-                let level = error_level(&e, Level::Info);
-                self.log(level, Some(&e), format_args!("recv() failed"));
+                self.log_client_error(&e, "recv() failed");
                 Err(())
             }
         }
@@ -931,12 +1243,17 @@ impl Session {
             };
             match step {
                 Step::NeedInput => {
-                    if self.client_readable {
+                    if self.client_can_read() {
                         continue;
                     }
                     return (Stage::Commands(front), false);
                 }
-                Step::Reply | Step::StartTls => return (Stage::Commands(front), true),
+                Step::Reply => return (Stage::Commands(front), true),
+                Step::StartTls if srv.tls.is_some() => {
+                    self.cancel_timer(ctx);
+                    return (Stage::StartTls(front), true);
+                }
+                Step::StartTls => return (Stage::Commands(front), true),
                 Step::Quit => {
                     self.quit = true;
                     return (Stage::Commands(front), true);
@@ -963,6 +1280,10 @@ impl Session {
             AuthMethod::None => auth_http::AuthMethod::None,
         };
         let salt = self.sh.salt.clone().unwrap_or_default();
+        let facts = self
+            .client
+            .tls()
+            .map(|t| t.facts(conf.ssl.verify_client, conf.auth_http.pass_client_cert));
         let req = AuthRequest {
             protocol: conf.protocol,
             method,
@@ -981,7 +1302,16 @@ impl Session {
                 dst_addr: &p.dst_addr,
                 dst_port: p.dst_port,
             }),
-            ssl: None,
+            ssl: facts.as_ref().map(|f| SslInfo {
+                protocol: f.protocol.as_bytes(),
+                cipher: f.cipher.as_bytes(),
+                verify: f.verify.as_bytes(),
+                subject: f.subject.as_bytes(),
+                issuer: f.issuer.as_bytes(),
+                serial: f.serial.as_bytes(),
+                fingerprint: f.fingerprint.as_bytes(),
+                raw_cert: f.cert_pem.as_bytes(),
+            }),
         };
         let mut request = Vec::new();
         req.write_to(&conf.auth_http, &mut request);
@@ -1310,7 +1640,7 @@ impl Session {
         let down = Pipe::new(b.buf, 0, buffer_len);
         let mut relay = Relay::new(up, down);
         relay.client.readable = true;
-        relay.client.writable = self.client_writable;
+        relay.client.writable = self.client_can_write();
         relay.backend.readable = b.readable;
         relay.backend.writable = b.writable;
         Stage::Relay(Box::new(RelayStage {
@@ -1328,16 +1658,20 @@ impl Session {
             })
         };
         for (side, e) in read_errors {
-            let (base, action) = match side {
-                Side::Client => (Level::Info, "proxying and reading from client"),
-                Side::Backend => (Level::Error, "proxying and reading from upstream"),
-            };
-            self.action = action;
-            self.log(
-                error_level(&e, base),
-                Some(&e),
-                format_args!("recv() failed"),
-            );
+            match side {
+                Side::Client => {
+                    self.action = "proxying and reading from client";
+                    self.log_client_error(&e, "recv() failed");
+                }
+                Side::Backend => {
+                    self.action = "proxying and reading from upstream";
+                    self.log(
+                        error_level(&e, Level::Error),
+                        Some(&e),
+                        format_args!("recv() failed"),
+                    );
+                }
+            }
             self.action = "proxying";
         }
         match outcome {
@@ -1352,16 +1686,20 @@ impl Session {
                 (Stage::Closed, false)
             }
             RelayOutcome::WriteFailed(side, e) => {
-                let (base, action) = match side {
-                    Side::Client => (Level::Info, "proxying and sending to client"),
-                    Side::Backend => (Level::Error, "proxying and sending to upstream"),
-                };
-                self.action = action;
-                self.log(
-                    error_level(&e, base),
-                    Some(&e),
-                    format_args!("send() failed"),
-                );
+                match side {
+                    Side::Client => {
+                        self.action = "proxying and sending to client";
+                        self.log_client_error(&e, "send() failed");
+                    }
+                    Side::Backend => {
+                        self.action = "proxying and sending to upstream";
+                        self.log(
+                            error_level(&e, Level::Error),
+                            Some(&e),
+                            format_args!("send() failed"),
+                        );
+                    }
+                }
                 (Stage::Closed, false)
             }
         }
@@ -1378,8 +1716,9 @@ impl Handler for Session {
                 self.client_writable |= writable;
                 self.client_read_closed |= ev.read_closed;
                 if let Stage::Relay(r) = &mut self.stage {
-                    r.relay.client.readable |= readable;
-                    r.relay.client.writable |= writable;
+                    let (can_read, can_write) = self.client.progress(readable, writable);
+                    r.relay.client.readable |= can_read;
+                    r.relay.client.writable |= can_write;
                     // Client activity re-arms proxy_timeout, as in nginx.
                     let t = self.srv.conf.proxy.timeout;
                     self.set_timer(ctx, t, Timer::Proxy);
@@ -1417,12 +1756,15 @@ impl Handler for Session {
         }
         let err = timed_out();
         match which {
+            // A handshake that times out is closed without a word, as
+            // nginx does.
+            Timer::Client if matches!(self.stage, Stage::Handshake(_)) => self.broken(),
             Timer::Client => {
                 if !matches!(self.stage, Stage::ProxyProtocol(_)) {
                     self.action = "in auth state";
                 }
                 self.log(Level::Info, Some(&err), format_args!("client timed out"));
-                Next::Close
+                self.broken()
             }
             Timer::GreetingDelay => {
                 let stage = std::mem::replace(&mut self.stage, Stage::Closed);
@@ -1474,6 +1816,13 @@ impl Handler for Session {
             Timer::Proxy => {
                 self.action = "proxying";
                 self.log(Level::Info, Some(&err), format_args!("client timed out"));
+                self.broken()
+            }
+            Timer::Shutdown => {
+                if let Some(t) = self.client.tls_mut() {
+                    t.set_broken();
+                    t.shutdown();
+                }
                 Next::Close
             }
             Timer::Resolver => {
@@ -1504,6 +1853,14 @@ impl Handler for Session {
 
     fn close(&mut self, ctx: &mut Ctx<'_>) {
         let _ = ctx.deregister(&mut self.client);
+        self.release_peers(ctx);
+        self.stage = Stage::Closed;
+    }
+}
+
+impl Session {
+    /// Leave the loop with the auth_http and backend sockets.
+    fn release_peers(&mut self, ctx: &mut Ctx<'_>) {
         match &mut self.stage {
             Stage::AuthHttp(a) => {
                 let _ = ctx.deregister(a.sock.io());
