@@ -46,8 +46,7 @@ use crate::conf::{AuthHttpPeer, Level, Protocol, ProxyProtocolVersion, ServerCon
 use crate::event::{Ctx, Handler, Io, IoStatus, Next, Peer, Readiness, Stream, TimerId};
 use crate::logging::{Extra, Log};
 use crate::tls::{
-    CertCheck, Handshake, ServerTls, Shutdown, Socket, TlsError, TlsStream, Want,
-    SHUTDOWN_TIMEOUT,
+    CertCheck, Handshake, ServerTls, Shutdown, Socket, TlsError, TlsStream, Want, SHUTDOWN_TIMEOUT,
 };
 use mio::event::Source;
 use mio::net::{TcpStream, UnixStream};
@@ -868,7 +867,8 @@ impl Session {
         let Some(tls) = &srv.tls else {
             return Stage::Closed;
         };
-        let ClientStream::Plain(stream) = std::mem::replace(&mut self.client, ClientStream::Detached)
+        let ClientStream::Plain(stream) =
+            std::mem::replace(&mut self.client, ClientStream::Detached)
         else {
             return Stage::Closed;
         };
