@@ -2329,6 +2329,162 @@ mod tests {
         );
     }
 
+    /// A server with TLS: a fresh certificate (and a CA for client
+    /// certificates) written beside the configuration.
+    fn tls_server(mail: &str, server: &str, implicit: bool) -> Arc<ServerCtx> {
+        use crate::tls::testutil::{cert, key_pem, pem, rsa_key, TempDir};
+        let dir = TempDir::new("session");
+        let key = rsa_key();
+        let crt = cert("mail.test", &key, None, false, 1);
+        let ca_key = rsa_key();
+        let ca = cert("Test CA", &ca_key, None, true, 2);
+        let crt_path = dir.write("server.pem", pem(&crt).as_bytes());
+        let key_path = dir.write("server.key", key_pem(&key).as_bytes());
+        let ca_path = dir.write("ca.pem", pem(&ca).as_bytes());
+        let config = crate::mail::test_support::config(&format!(
+            "{mail} server {{ listen 127.0.0.1:1{}; {server} \
+             ssl_certificate {}; ssl_certificate_key {}; ssl_client_certificate {}; }}",
+            if implicit { " ssl" } else { "" },
+            crt_path.display(),
+            key_path.display(),
+            ca_path.display()
+        ));
+        let (mut tls, _) = crate::tls::build_servers(&config, None, &|_| None).unwrap();
+        let conf = config.mail.unwrap().servers.remove(0);
+        let log = Log::builtin(&crate::conf::LogTarget::Memory(1 << 16), Level::Info);
+        let mut srv = ServerCtx::new(&conf, Arc::new(log), "127.0.0.1:1");
+        srv.set_tls(tls.remove(0).unwrap(), implicit);
+        Arc::new(srv)
+    }
+
+    type TlsClient = openssl::ssl::SslStream<std::net::TcpStream>;
+
+    /// A TLS client over `tcp` that does not check the server.
+    fn tls_connect(tcp: std::net::TcpStream) -> TlsClient {
+        let mut b = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
+        b.set_verify(openssl::ssl::SslVerifyMode::NONE);
+        b.build().connect("mail.test", tcp).unwrap()
+    }
+
+    fn tls_line(s: &mut TlsClient) -> String {
+        let mut line = Vec::new();
+        let mut b = [0u8; 1];
+        while !line.ends_with(b"\n") {
+            match s.read(&mut b) {
+                Ok(1) => line.push(b[0]),
+                _ => break,
+            }
+        }
+        String::from_utf8_lossy(&line).into_owned()
+    }
+
+    /// Implicit TLS: a command written right after the handshake, before
+    /// the greeting was read, is answered at once; the capabilities are
+    /// those of a TLS session.
+    #[test]
+    fn implicit_tls_answers_a_command_sent_with_the_handshake() {
+        let srv = tls_server(
+            "auth_http 127.0.0.1:9/a;",
+            "protocol imap; starttls on;",
+            true,
+        );
+        let got = serve(srv.clone(), |port| {
+            let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut s = tls_connect(tcp);
+            s.write_all(b"a CAPABILITY\r\n").unwrap();
+            let started = Instant::now();
+            let got = vec![tls_line(&mut s), tls_line(&mut s), tls_line(&mut s)];
+            (got, started.elapsed())
+        });
+        let (lines, waited) = got;
+        assert_eq!(lines[0], "* OK IMAP4 ready\r\n");
+        assert!(lines[1].starts_with("* CAPABILITY IMAP4"), "{lines:?}");
+        assert!(!lines[1].contains("STARTTLS"), "{lines:?}");
+        assert_eq!(lines[2], "a OK completed\r\n");
+        assert!(waited < Duration::from_secs(2), "{waited:?}");
+    }
+
+    /// `starttls only`: LOGINDISABLED and a refused LOGIN before TLS,
+    /// plaintext pipelined after STARTTLS dropped, then TLS on the same
+    /// connection and auth_http told about it.
+    #[test]
+    fn imap_starttls_only() {
+        let (auth_l, auth_port) = listener();
+        let srv = tls_server(
+            &format!("auth_http 127.0.0.1:{auth_port}/a;"),
+            "protocol imap; starttls only;",
+            false,
+        );
+        let auth = auth_once(auth_l, AUTH_BAD);
+        let (plain, secure) = serve(srv, |port| {
+            let (mut w, mut r) = connect(port);
+            let mut plain = vec![line(&mut r)];
+            w.write_all(b"a CAPABILITY\r\n").unwrap();
+            plain.push(line(&mut r));
+            plain.push(line(&mut r));
+            w.write_all(b"b LOGIN u p\r\n").unwrap();
+            plain.push(line(&mut r));
+            w.write_all(b"c STARTTLS\r\nd NOOP\r\n").unwrap();
+            plain.push(line(&mut r));
+            let tcp = r.into_inner();
+            let mut s = tls_connect(tcp);
+            s.write_all(b"e CAPABILITY\r\n").unwrap();
+            let mut secure = vec![tls_line(&mut s), tls_line(&mut s)];
+            s.write_all(b"f LOGIN u p\r\n").unwrap();
+            secure.push(tls_line(&mut s));
+            (plain, secure)
+        });
+        assert_eq!(plain[0], "* OK IMAP4 ready\r\n");
+        assert!(
+            plain[1].ends_with(" STARTTLS LOGINDISABLED\r\n"),
+            "{plain:?}"
+        );
+        assert_eq!(plain[2], "a OK completed\r\n");
+        assert_eq!(plain[3], "b BAD invalid command\r\n");
+        assert!(plain[4].starts_with("c OK "), "{plain:?}");
+        assert!(!secure[0].contains("STARTTLS"), "{secure:?}");
+        // The pipelined NOOP was not answered.
+        assert_eq!(secure[1], "e OK completed\r\n");
+        assert_eq!(secure[2], "f NO Bad login\r\n");
+        let req = auth.join().unwrap();
+        assert!(
+            req.contains("Auth-SSL: on\r\nAuth-SSL-Protocol: TLSv1.3\r\nAuth-SSL-Cipher: "),
+            "{req}"
+        );
+        assert!(!req.contains("Auth-SSL-Verify"), "{req}");
+    }
+
+    /// `ssl_verify_client on` without a client certificate: the protocol's
+    /// refusal and nginx's log line; a client that never starts the
+    /// handshake is closed after `timeout` without a word.
+    #[test]
+    fn client_certificate_required_and_handshake_timeout() {
+        let srv = tls_server(
+            "auth_http 127.0.0.1:9/a;",
+            "protocol pop3; ssl_verify_client on; timeout 300ms;",
+            true,
+        );
+        let (refusal, silent) = serve(srv.clone(), |port| {
+            let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut s = tls_connect(tcp);
+            let refusal = tls_line(&mut s);
+            let (_w, mut r) = connect(port);
+            (refusal, line(&mut r))
+        });
+        assert_eq!(refusal, "-ERR No required SSL certificate\r\n");
+        assert_eq!(silent, "");
+        let log = log_text(&srv);
+        assert!(
+            log.contains(
+                "client sent no required SSL certificate while SSL handshaking, client: 127.0.0.1, server: 127.0.0.1:1\n"
+            ),
+            "{log}"
+        );
+        assert!(!log.contains("timed out"), "{log}");
+    }
+
     /// Quits the loop gracefully when the test thread writes to the pipe.
     struct Quit(std::os::unix::net::UnixStream);
 
