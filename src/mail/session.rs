@@ -2485,6 +2485,105 @@ mod tests {
         assert!(!log.contains("timed out"), "{log}");
     }
 
+    /// The relay between a TLS client and a plain backend moves a large
+    /// volume both ways at once (reads and writes blocking on each other's
+    /// direction), then closes with a TLS shutdown.
+    #[test]
+    fn tls_client_relayed_to_plain_backend() {
+        const SIZE: usize = 4 << 20;
+        let (auth_l, auth_port) = listener();
+        let (backend_l, backend_port) = listener();
+        let srv = tls_server(
+            &format!("auth_http 127.0.0.1:{auth_port}/a;"),
+            "protocol pop3;",
+            true,
+        );
+        let reply: &'static str = Box::leak(
+            format!(
+                "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.0.1\r\nAuth-Port: {backend_port}\r\n\r\n"
+            )
+            .into_boxed_str(),
+        );
+        let auth = auth_once(auth_l, reply);
+        let backend = std::thread::spawn(move || {
+            let (c, _) = backend_l.accept().unwrap();
+            let mut w = c.try_clone().unwrap();
+            let mut r = BufReader::new(c);
+            w.write_all(b"+OK backend\r\n").unwrap();
+            for reply in ["+OK\r\n", "+OK in\r\n"] {
+                line(&mut r);
+                w.write_all(reply.as_bytes()).unwrap();
+            }
+            let writer = std::thread::spawn(move || {
+                w.write_all(&vec![b'b'; SIZE]).unwrap();
+                w
+            });
+            let mut got = 0;
+            let mut b = vec![0u8; 65536];
+            while got < SIZE {
+                let n = r.read(&mut b).unwrap();
+                assert!(n > 0 && b[..n].iter().all(|&x| x == b'c'));
+                got += n;
+            }
+            drop(writer.join().unwrap());
+            got
+        });
+        let got = serve(srv.clone(), |port| {
+            let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut s = tls_connect(tcp);
+            tls_line(&mut s);
+            s.write_all(b"USER u\r\nPASS p\r\n").unwrap();
+            tls_line(&mut s);
+            assert_eq!(tls_line(&mut s), "+OK in\r\n");
+            // One thread cannot write and read a TLS stream at once with
+            // blocking sockets: interleave in small steps.
+            let chunk = vec![b'c'; 16384];
+            let (mut sent, mut got) = (0, 0);
+            let mut b = vec![0u8; 65536];
+            s.get_ref().set_nonblocking(true).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while (sent < SIZE || got < SIZE) && Instant::now() < deadline {
+                if sent < SIZE {
+                    match s.ssl_write(&chunk[..chunk.len().min(SIZE - sent)]) {
+                        Ok(n) => sent += n,
+                        Err(e)
+                            if e.code() == openssl::ssl::ErrorCode::WANT_WRITE
+                                || e.code() == openssl::ssl::ErrorCode::WANT_READ => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                match s.ssl_read(&mut b) {
+                    Ok(n) => {
+                        assert!(n > 0 && b[..n].iter().all(|&x| x == b'b'));
+                        got += n;
+                    }
+                    Err(e)
+                        if e.code() == openssl::ssl::ErrorCode::WANT_READ
+                            || e.code() == openssl::ssl::ErrorCode::WANT_WRITE =>
+                    {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            s.get_ref().set_nonblocking(false).unwrap();
+            // The backend closes: the proxy ends with close_notify.
+            let mut rest = Vec::new();
+            let _ = s.read_to_end(&mut rest);
+            (sent, got, s.get_shutdown())
+        });
+        assert_eq!((got.0, got.1), (SIZE, SIZE));
+        assert!(
+            got.2.contains(openssl::ssl::ShutdownState::RECEIVED),
+            "{:?}",
+            got.2
+        );
+        assert_eq!(backend.join().unwrap(), SIZE);
+        auth.join().unwrap();
+        assert!(log_text(&srv).contains("proxied session done"));
+    }
+
     /// Quits the loop gracefully when the test thread writes to the pipe.
     struct Quit(std::os::unix::net::UnixStream);
 
