@@ -5,6 +5,7 @@ use crate::build_info;
 use crate::conf::{self, Level, LoadOptions, LogTarget};
 use crate::logging::{self, ConfigLogs, Log};
 use crate::process;
+use crate::tls;
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -293,21 +294,50 @@ pub fn run(args: Vec<OsString>) -> i32 {
         1
     };
 
+    // nginx builds the TLS contexts while reading the mail block, so their
+    // messages come before "syntax is ok"; the warnings of the checks made
+    // once everything is read (and their errors) come after it.
     let mut warnings = Vec::new();
+    let mut syntax_ok = false;
+    let mut late = Vec::new();
     let loaded = conf::load_with(&opts, &mut |progress| match progress {
         conf::Progress::Warning(w) => {
-            builtin.write(w.level, None, format_args!("{}", w.text));
+            if syntax_ok {
+                late.push(w.clone());
+            } else {
+                builtin.write(w.level, None, format_args!("{}", w.text));
+            }
             warnings.push(w.clone());
         }
-        conf::Progress::SyntaxOk => {
-            if o.test_config && !o.quiet {
-                logging::stderr_message(format_args!(
-                    "the configuration file {} syntax is ok",
-                    opts.conf_file.display()
-                ));
-            }
-        }
+        conf::Progress::SyntaxOk => syntax_ok = true,
     });
+    let tls_checked = match &loaded {
+        Ok(config) if o.test_config => match tls::check_config(config) {
+            Ok(tls_warnings) => {
+                for w in &tls_warnings {
+                    builtin.write(w.level, None, format_args!("{}", w.text));
+                }
+                Ok(())
+            }
+            Err(msg) => Err(msg),
+        },
+        _ => Ok(()),
+    };
+    if let Err(msg) = tls_checked {
+        builtin.write(msg.level, None, format_args!("{}", msg.text));
+        return test_failed();
+    }
+    if syntax_ok {
+        if o.test_config && !o.quiet {
+            logging::stderr_message(format_args!(
+                "the configuration file {} syntax is ok",
+                opts.conf_file.display()
+            ));
+        }
+        for w in &late {
+            builtin.write(w.level, None, format_args!("{}", w.text));
+        }
+    }
     let loaded = match loaded {
         Ok(config) => conf::Loaded { config, warnings },
         Err(msg) => {

@@ -30,6 +30,7 @@
 
 use super::auth_http::{
     self, AuthHttpResponse, AuthRequest, Outcome as AuthOutcome, Progress, ProxyProtocolAddrs,
+    SslInfo,
 };
 use super::caps::Replies;
 use super::front::{internal_server_error, AuthMethod, FrontConf, Notes, Shared, Step};
@@ -44,6 +45,9 @@ use super::upstream::{Login, LoginConf, LoginError, LoginStep};
 use crate::conf::{AuthHttpPeer, Level, Protocol, ProxyProtocolVersion, ServerConf, StartTls};
 use crate::event::{Ctx, Handler, Io, IoStatus, Next, Peer, Readiness, Stream, TimerId};
 use crate::logging::{Extra, Log};
+use crate::tls::{
+    CertCheck, Handshake, ServerTls, Shutdown, Socket, TlsError, TlsStream, Want, SHUTDOWN_TIMEOUT,
+};
 use mio::event::Source;
 use mio::net::{TcpStream, UnixStream};
 use mio::{Interest, Registry, Token};
@@ -71,6 +75,11 @@ pub struct ServerCtx {
     pub auth_peer: String,
     /// `listen … proxy_protocol`: a PROXY protocol header comes first.
     pub proxy_protocol: bool,
+    /// The server's TLS context (for `listen … ssl`, `ssl on` or
+    /// `starttls`).
+    pub tls: Option<ServerTls>,
+    /// `listen … ssl` or `ssl on`: the session starts with a handshake.
+    pub implicit_tls: bool,
 }
 
 impl ServerCtx {
@@ -85,8 +94,8 @@ impl ServerCtx {
                 replies: Arc::new(Replies::new(conf)),
                 server_name: conf.server_name.clone(),
                 max_errors: conf.max_errors,
-                // TLS is not available yet: answer STARTTLS / STLS as nginx
-                // does without TLS.
+                // Until a TLS context is set (`set_tls`), STARTTLS / STLS
+                // are answered as nginx does without TLS.
                 starttls: StartTls::Off,
                 auth,
                 smtp_greeting_delay: !conf.smtp.greeting_delay.is_zero(),
@@ -96,14 +105,41 @@ impl ServerCtx {
             log,
             addr_text: addr_text.to_string(),
             proxy_protocol: false,
+            tls: None,
+            implicit_tls: false,
         }
+    }
+
+    /// Serve TLS with `tls`: implicit TLS when `implicit` (`listen … ssl`
+    /// or `ssl on`), and STARTTLS / STLS as the server's `starttls` says.
+    pub fn set_tls(&mut self, tls: ServerTls, implicit: bool) {
+        self.front.starttls = self.conf.ssl.starttls;
+        self.implicit_tls = implicit || self.conf.ssl.ssl_on;
+        self.tls = Some(tls);
     }
 }
 
-/// The client's byte stream; a TLS variant plugs in here.
+/// The client's byte stream: plain, or TLS over the same socket (the
+/// socket keeps its registration when TLS starts).
 #[derive(Debug)]
 pub enum ClientStream {
     Plain(Stream),
+    Tls(Box<TlsClient>),
+    /// Only while the plain stream moves into a TLS one.
+    Detached,
+}
+
+/// A TLS client stream and what its last blocked read and write wait for:
+/// with TLS a read may need the socket writable and a write readable.
+#[derive(Debug)]
+pub struct TlsClient {
+    stream: TlsStream<Socket>,
+    read_wants: Want,
+    write_wants: Want,
+}
+
+fn detached() -> io::Error {
+    io::Error::from_raw_os_error(libc::EBADF)
 }
 
 impl ClientStream {
@@ -111,7 +147,55 @@ impl ClientStream {
     fn peek(&self, buf: &mut [u8]) -> io::Result<IoStatus> {
         match self {
             ClientStream::Plain(s) => s.peek(buf),
+            ClientStream::Tls(_) | ClientStream::Detached => Err(detached()),
         }
+    }
+
+    fn tls(&self) -> Option<&TlsStream<Socket>> {
+        match self {
+            ClientStream::Tls(t) => Some(&t.stream),
+            _ => None,
+        }
+    }
+
+    fn tls_mut(&mut self) -> Option<&mut TlsStream<Socket>> {
+        match self {
+            ClientStream::Tls(t) => Some(&mut t.stream),
+            _ => None,
+        }
+    }
+
+    /// What a read waits for once it would block.
+    fn read_wants(&self) -> Want {
+        match self {
+            ClientStream::Tls(t) => t.read_wants,
+            _ => Want::Read,
+        }
+    }
+
+    /// What a write waits for once it would block.
+    fn write_wants(&self) -> Want {
+        match self {
+            ClientStream::Tls(t) => t.write_wants,
+            _ => Want::Write,
+        }
+    }
+
+    /// Socket readiness (`readable`, `writable`) as the reads and writes
+    /// of this stream see it: a TLS read blocked on writing is woken by
+    /// writability, and the other way round.
+    fn progress(&self, readable: bool, writable: bool) -> (bool, bool) {
+        let ready = |w: Want| match w {
+            Want::Read => readable,
+            Want::Write => writable,
+        };
+        (ready(self.read_wants()), ready(self.write_wants()))
+    }
+
+    /// The error behind the last failed TLS read or write, as nginx words
+    /// and levels it.
+    fn take_tls_error(&mut self) -> Option<TlsError> {
+        self.tls_mut().and_then(TlsStream::take_error)
     }
 }
 
@@ -119,11 +203,29 @@ impl Io for ClientStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<IoStatus> {
         match self {
             ClientStream::Plain(s) => s.read(buf),
+            ClientStream::Tls(t) => {
+                let r = t.stream.read(buf);
+                t.read_wants = match r {
+                    Ok(IoStatus::WouldBlock) => t.stream.blocked_on().unwrap_or(Want::Read),
+                    _ => Want::Read,
+                };
+                r
+            }
+            ClientStream::Detached => Err(detached()),
         }
     }
     fn write(&mut self, buf: &[u8]) -> io::Result<IoStatus> {
         match self {
             ClientStream::Plain(s) => s.write(buf),
+            ClientStream::Tls(t) => {
+                let r = t.stream.write(buf);
+                t.write_wants = match r {
+                    Ok(IoStatus::WouldBlock) => t.stream.blocked_on().unwrap_or(Want::Write),
+                    _ => Want::Write,
+                };
+                r
+            }
+            ClientStream::Detached => Err(detached()),
         }
     }
 }
@@ -132,16 +234,22 @@ impl Source for ClientStream {
     fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
         match self {
             ClientStream::Plain(s) => s.register(r, t, i),
+            ClientStream::Tls(s) => s.stream.register(r, t, i),
+            ClientStream::Detached => Err(detached()),
         }
     }
     fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
         match self {
             ClientStream::Plain(s) => s.reregister(r, t, i),
+            ClientStream::Tls(s) => s.stream.reregister(r, t, i),
+            ClientStream::Detached => Err(detached()),
         }
     }
     fn deregister(&mut self, r: &Registry) -> io::Result<()> {
         match self {
             ClientStream::Plain(s) => s.deregister(r),
+            ClientStream::Tls(s) => s.stream.deregister(r),
+            ClientStream::Detached => Ok(()),
         }
     }
 }
@@ -334,8 +442,18 @@ struct RelayStage {
     relay: Relay,
 }
 
+/// A TLS handshake: implicit TLS before the greeting, or after STARTTLS /
+/// STLS (then the protocol goes on without a greeting).
+struct HandshakeStage {
+    front: Front,
+    starttls: bool,
+}
+
 enum Stage {
     ProxyProtocol(Box<ProxyProtocolStage>),
+    /// The STARTTLS / STLS reply is being sent; the handshake follows.
+    StartTls(Front),
+    Handshake(Box<HandshakeStage>),
     Resolving(Box<ResolveStage>),
     /// `smtp_greeting_delay`: any input now is a pipelining violation.
     SmtpDelay(Front),
@@ -344,6 +462,8 @@ enum Stage {
     AuthSleep(Front, AfterSleep),
     Backend(Box<BackendStage>),
     Relay(Box<RelayStage>),
+    /// Sending TLS close_notify and waiting for the client's.
+    ShuttingDown,
     Closed,
 }
 
@@ -358,6 +478,8 @@ enum Timer {
     Proxy,
     /// The lookup's next deadline (a resend or `resolver_timeout`).
     Resolver,
+    /// The TLS shutdown (`SHUTDOWN_TIMEOUT`).
+    Shutdown,
 }
 
 impl Timer {
@@ -373,6 +495,7 @@ impl Timer {
             Timer::Backend,
             Timer::Proxy,
             Timer::Resolver,
+            Timer::Shutdown,
         ]
         .into_iter()
         .find(|t| t.tag() == tag)
@@ -547,7 +670,7 @@ impl Session {
                 buf: vec![0u8; proxy_protocol::MAX_HEADER].into_boxed_slice(),
             }));
         } else {
-            s.stage = s.init_session(ctx, front);
+            s.stage = s.after_accept(ctx, front);
         }
         match s.drive(ctx) {
             Next::Continue => Some(s),
@@ -719,7 +842,106 @@ impl Session {
         }
         self.cancel_timer(ctx);
         let ProxyProtocolStage { front, .. } = *pp;
-        (self.init_session(ctx, front), true)
+        (self.after_accept(ctx, front), true)
+    }
+
+    /// After the accept (and the PROXY header): implicit TLS first, or the
+    /// protocol at once.
+    fn after_accept(&mut self, ctx: &mut Ctx<'_>, front: Front) -> Stage {
+        if self.srv.implicit_tls {
+            self.start_handshake(ctx, front, false)
+        } else {
+            self.init_session(ctx, front)
+        }
+    }
+
+    /// Turn the plain client stream into a TLS one and start the
+    /// handshake, bounded by `timeout`.
+    fn start_handshake(&mut self, ctx: &mut Ctx<'_>, front: Front, starttls: bool) -> Stage {
+        self.action = if starttls {
+            "in starttls state"
+        } else {
+            "SSL handshaking"
+        };
+        let srv = self.srv.clone();
+        let Some(tls) = &srv.tls else {
+            return Stage::Closed;
+        };
+        let ClientStream::Plain(stream) =
+            std::mem::replace(&mut self.client, ClientStream::Detached)
+        else {
+            return Stage::Closed;
+        };
+        match tls.accept(Socket(stream)) {
+            Ok(stream) => {
+                self.client = ClientStream::Tls(Box::new(TlsClient {
+                    stream,
+                    read_wants: Want::Read,
+                    write_wants: Want::Write,
+                }));
+            }
+            Err(e) => {
+                self.log(e.level, None, format_args!("{}", e.text));
+                return Stage::Closed;
+            }
+        }
+        self.set_timer(ctx, srv.conf.timeout, Timer::Client);
+        Stage::Handshake(Box::new(HandshakeStage { front, starttls }))
+    }
+
+    /// One handshake step when the socket is ready for it; once done, the
+    /// client certificate check, then the greeting (implicit TLS) or the
+    /// commands (STARTTLS).
+    fn handshake(&mut self, ctx: &mut Ctx<'_>, hs: Box<HandshakeStage>) -> (Stage, bool) {
+        let srv = self.srv.clone();
+        let (readable, writable) = (self.client_readable, self.client_writable);
+        let Some(tls) = self.client.tls_mut() else {
+            return (Stage::Closed, false);
+        };
+        let ready = match tls.blocked_on() {
+            Some(Want::Read) => readable,
+            Some(Want::Write) => writable,
+            None => true,
+        };
+        if !ready {
+            return (Stage::Handshake(hs), false);
+        }
+        let check = match tls.handshake() {
+            Handshake::WantRead => {
+                self.client_readable = false;
+                return (Stage::Handshake(hs), false);
+            }
+            Handshake::WantWrite => {
+                self.client_writable = false;
+                return (Stage::Handshake(hs), false);
+            }
+            Handshake::Failed(e) => {
+                self.log(e.level, None, format_args!("{}", e.text));
+                return (Stage::Closed, false);
+            }
+            Handshake::Done => tls.check_client_cert(srv.conf.ssl.verify_client),
+        };
+        self.cancel_timer(ctx);
+        if let Some(reply) = check.reply(srv.conf.protocol) {
+            if let CertCheck::Invalid(text) | CertCheck::Missing(text) = &check {
+                self.log(Level::Info, None, format_args!("{text}"));
+            }
+            self.out.extend_from_slice(reply);
+            self.quit = true;
+            return (Stage::Closed, true);
+        }
+        self.sh.tls_active = true;
+        // The client may have sent its first command with its last
+        // handshake message: no socket event will tell, so read at once.
+        self.client_readable = true;
+        let HandshakeStage { front, starttls } = *hs;
+        if starttls {
+            self.action = "in auth state";
+            self.set_timer(ctx, srv.conf.timeout, Timer::Client);
+            (Stage::Commands(front), true)
+        } else {
+            (self.init_session(ctx, front), true)
+        }
     }
 
     fn greet(&mut self, front: &Front) {
@@ -789,19 +1011,18 @@ impl Session {
     /// Write what is queued for the client. `Ok(true)` when all is out.
     fn flush(&mut self) -> Result<bool, ()> {
         while self.out_pos < self.out.len() {
-            if !self.client_writable {
+            if !self.client_can_write() {
                 return Ok(false);
             }
             match self.client.write(&self.out[self.out_pos..]) {
                 Ok(IoStatus::Done(n)) => self.out_pos += n,
                 Ok(IoStatus::WouldBlock) => {
-                    self.client_writable = false;
+                    self.client_blocked(self.client.write_wants());
                     return Ok(false);
                 }
                 Ok(IoStatus::Closed) => return Err(()),
                 Err(e) => {
-                    let level = error_level(&e, Level::Info);
-                    self.log(level, Some(&e), format_args!("send() failed"));
+                    self.log_client_error(&e, "send() failed");
                     return Err(());
                 }
             }
@@ -811,20 +1032,112 @@ impl Session {
         Ok(true)
     }
 
+    /// Whether a client read may make progress now.
+    fn client_can_read(&self) -> bool {
+        self.client
+            .progress(self.client_readable, self.client_writable)
+            .0
+    }
+
+    /// Whether a client write may make progress now.
+    fn client_can_write(&self) -> bool {
+        self.client
+            .progress(self.client_readable, self.client_writable)
+            .1
+    }
+
+    /// A client read or write would block until the socket is ready for
+    /// `want`.
+    fn client_blocked(&mut self, want: Want) {
+        match want {
+            Want::Read => self.client_readable = false,
+            Want::Write => self.client_writable = false,
+        }
+    }
+
+    /// Log a failed client read or write: a TLS stream's own error text
+    /// (`SSL_read() failed ...`), or the socket call's.
+    fn log_client_error(&mut self, e: &io::Error, call: &str) {
+        match self.client.take_tls_error() {
+            Some(TlsError { level, text }) => self.log(level, None, format_args!("{text}")),
+            None => {
+                let level = error_level(e, Level::Info);
+                self.log(level, Some(e), format_args!("{call}"));
+            }
+        }
+    }
+
+    /// The session is over: TLS clients get a shutdown first.
+    fn finish(&mut self, ctx: &mut Ctx<'_>) -> Next {
+        match self.client.tls() {
+            Some(t) if t.is_handshaked() => {}
+            _ => return Next::Close,
+        }
+        self.cancel_timer(ctx);
+        self.release_peers(ctx);
+        self.stage = Stage::ShuttingDown;
+        self.shutdown_step(ctx)
+    }
+
+    /// One TLS shutdown step when the socket is ready for it, bounded by
+    /// `SHUTDOWN_TIMEOUT`.
+    fn shutdown_step(&mut self, ctx: &mut Ctx<'_>) -> Next {
+        let (readable, writable) = (self.client_readable, self.client_writable);
+        let Some(tls) = self.client.tls_mut() else {
+            return Next::Close;
+        };
+        let ready = match tls.blocked_on() {
+            Some(Want::Read) => readable,
+            Some(Want::Write) => writable,
+            None => true,
+        };
+        if !ready {
+            return Next::Continue;
+        }
+        let want = match tls.shutdown() {
+            Shutdown::Done => {
+                if let Some(e) = tls.take_error() {
+                    self.log(e.level, None, format_args!("{}", e.text));
+                }
+                return Next::Close;
+            }
+            Shutdown::WantRead => Want::Read,
+            Shutdown::WantWrite => Want::Write,
+        };
+        self.client_blocked(want);
+        if self.timer.is_none() {
+            self.set_timer(ctx, SHUTDOWN_TIMEOUT, Timer::Shutdown);
+        }
+        Next::Continue
+    }
+
+    /// A timeout or an error ends the session: no TLS close_notify then.
+    fn broken(&mut self) -> Next {
+        if let Some(t) = self.client.tls_mut() {
+            t.set_broken();
+        }
+        Next::Close
+    }
+
     /// Move the session forward as far as it goes.
     fn drive(&mut self, ctx: &mut Ctx<'_>) -> Next {
+        if matches!(self.stage, Stage::ShuttingDown) {
+            return self.shutdown_step(ctx);
+        }
         loop {
             match self.flush() {
-                Err(()) => return Next::Close,
+                Err(()) => return self.broken(),
                 Ok(false) => return Next::Continue,
                 Ok(true) => {}
             }
             if self.quit {
-                return Next::Close;
+                return self.finish(ctx);
             }
             let stage = std::mem::replace(&mut self.stage, Stage::Closed);
             let (stage, progressed) = match stage {
                 Stage::ProxyProtocol(pp) => self.proxy_protocol(ctx, pp),
+                Stage::StartTls(front) => (self.start_handshake(ctx, front, true), true),
+                Stage::Handshake(hs) => self.handshake(ctx, hs),
                 Stage::Resolving(r) => (Stage::Resolving(r), false),
                 Stage::SmtpDelay(front) => self.smtp_delay(front),
                 Stage::Commands(front) => self.commands(ctx, front),
@@ -832,14 +1145,14 @@ impl Session {
                 Stage::AuthSleep(front, after) => (Stage::AuthSleep(front, after), false),
                 Stage::Backend(b) => self.backend(ctx, b),
                 Stage::Relay(r) => self.relay(ctx, r),
-                Stage::Closed => (Stage::Closed, false),
+                Stage::ShuttingDown | Stage::Closed => (Stage::Closed, false),
             };
             self.stage = stage;
             if matches!(self.stage, Stage::Closed) {
                 // Flush a last reply if one is queued, then close.
                 self.quit = true;
                 if self.out.is_empty() {
-                    return Next::Close;
+                    return self.finish(ctx);
                 }
                 continue;
             }
@@ -852,7 +1165,7 @@ impl Session {
     /// Read once from the client into the front end's buffer. `Err` when
     /// the session must close.
     fn read_client(&mut self, front: &mut Front) -> Result<bool, ()> {
-        if !self.client_readable {
+        if !self.client_can_read() {
             return Ok(false);
         }
         let space = front.input().space();
@@ -865,13 +1178,12 @@ impl Session {
                 Ok(true)
             }
             Ok(IoStatus::WouldBlock) => {
-                self.client_readable = false;
+                self.client_blocked(self.client.read_wants());
                 Ok(false)
             }
             Ok(IoStatus::Closed) => Err(()),
             Err(e) => {
-                let level = error_level(&e, Level::Info);
-                self.log(level, Some(&e), format_args!("recv() failed"));
+                self.log_client_error(&e, "recv() failed");
                 Err(())
             }
         }
@@ -931,12 +1243,17 @@ impl Session {
             };
             match step {
                 Step::NeedInput => {
-                    if self.client_readable {
+                    if self.client_can_read() {
                         continue;
                     }
                     return (Stage::Commands(front), false);
                 }
-                Step::Reply | Step::StartTls => return (Stage::Commands(front), true),
+                Step::Reply => return (Stage::Commands(front), true),
+                Step::StartTls if srv.tls.is_some() => {
+                    self.cancel_timer(ctx);
+                    return (Stage::StartTls(front), true);
+                }
+                Step::StartTls => return (Stage::Commands(front), true),
                 Step::Quit => {
                     self.quit = true;
                     return (Stage::Commands(front), true);
@@ -963,6 +1280,10 @@ impl Session {
             AuthMethod::None => auth_http::AuthMethod::None,
         };
         let salt = self.sh.salt.clone().unwrap_or_default();
+        let facts = self
+            .client
+            .tls()
+            .map(|t| t.facts(conf.ssl.verify_client, conf.auth_http.pass_client_cert));
         let req = AuthRequest {
             protocol: conf.protocol,
             method,
@@ -981,7 +1302,16 @@ impl Session {
                 dst_addr: &p.dst_addr,
                 dst_port: p.dst_port,
             }),
-            ssl: None,
+            ssl: facts.as_ref().map(|f| SslInfo {
+                protocol: f.protocol.as_bytes(),
+                cipher: f.cipher.as_bytes(),
+                verify: f.verify.as_bytes(),
+                subject: f.subject.as_bytes(),
+                issuer: f.issuer.as_bytes(),
+                serial: f.serial.as_bytes(),
+                fingerprint: f.fingerprint.as_bytes(),
+                raw_cert: f.cert_pem.as_bytes(),
+            }),
         };
         let mut request = Vec::new();
         req.write_to(&conf.auth_http, &mut request);
@@ -1310,7 +1640,7 @@ impl Session {
         let down = Pipe::new(b.buf, 0, buffer_len);
         let mut relay = Relay::new(up, down);
         relay.client.readable = true;
-        relay.client.writable = self.client_writable;
+        relay.client.writable = self.client_can_write();
         relay.backend.readable = b.readable;
         relay.backend.writable = b.writable;
         Stage::Relay(Box::new(RelayStage {
@@ -1328,16 +1658,20 @@ impl Session {
             })
         };
         for (side, e) in read_errors {
-            let (base, action) = match side {
-                Side::Client => (Level::Info, "proxying and reading from client"),
-                Side::Backend => (Level::Error, "proxying and reading from upstream"),
-            };
-            self.action = action;
-            self.log(
-                error_level(&e, base),
-                Some(&e),
-                format_args!("recv() failed"),
-            );
+            match side {
+                Side::Client => {
+                    self.action = "proxying and reading from client";
+                    self.log_client_error(&e, "recv() failed");
+                }
+                Side::Backend => {
+                    self.action = "proxying and reading from upstream";
+                    self.log(
+                        error_level(&e, Level::Error),
+                        Some(&e),
+                        format_args!("recv() failed"),
+                    );
+                }
+            }
             self.action = "proxying";
         }
         match outcome {
@@ -1352,16 +1686,20 @@ impl Session {
                 (Stage::Closed, false)
             }
             RelayOutcome::WriteFailed(side, e) => {
-                let (base, action) = match side {
-                    Side::Client => (Level::Info, "proxying and sending to client"),
-                    Side::Backend => (Level::Error, "proxying and sending to upstream"),
-                };
-                self.action = action;
-                self.log(
-                    error_level(&e, base),
-                    Some(&e),
-                    format_args!("send() failed"),
-                );
+                match side {
+                    Side::Client => {
+                        self.action = "proxying and sending to client";
+                        self.log_client_error(&e, "send() failed");
+                    }
+                    Side::Backend => {
+                        self.action = "proxying and sending to upstream";
+                        self.log(
+                            error_level(&e, Level::Error),
+                            Some(&e),
+                            format_args!("send() failed"),
+                        );
+                    }
+                }
                 (Stage::Closed, false)
             }
         }
@@ -1378,8 +1716,9 @@ impl Handler for Session {
                 self.client_writable |= writable;
                 self.client_read_closed |= ev.read_closed;
                 if let Stage::Relay(r) = &mut self.stage {
-                    r.relay.client.readable |= readable;
-                    r.relay.client.writable |= writable;
+                    let (can_read, can_write) = self.client.progress(readable, writable);
+                    r.relay.client.readable |= can_read;
+                    r.relay.client.writable |= can_write;
                     // Client activity re-arms proxy_timeout, as in nginx.
                     let t = self.srv.conf.proxy.timeout;
                     self.set_timer(ctx, t, Timer::Proxy);
@@ -1417,12 +1756,15 @@ impl Handler for Session {
         }
         let err = timed_out();
         match which {
+            // A handshake that times out is closed without a word, as
+            // nginx does.
+            Timer::Client if matches!(self.stage, Stage::Handshake(_)) => self.broken(),
             Timer::Client => {
                 if !matches!(self.stage, Stage::ProxyProtocol(_)) {
                     self.action = "in auth state";
                 }
                 self.log(Level::Info, Some(&err), format_args!("client timed out"));
-                Next::Close
+                self.broken()
             }
             Timer::GreetingDelay => {
                 let stage = std::mem::replace(&mut self.stage, Stage::Closed);
@@ -1474,6 +1816,13 @@ impl Handler for Session {
             Timer::Proxy => {
                 self.action = "proxying";
                 self.log(Level::Info, Some(&err), format_args!("client timed out"));
+                self.broken()
+            }
+            Timer::Shutdown => {
+                if let Some(t) = self.client.tls_mut() {
+                    t.set_broken();
+                    t.shutdown();
+                }
                 Next::Close
             }
             Timer::Resolver => {
@@ -1504,6 +1853,14 @@ impl Handler for Session {
 
     fn close(&mut self, ctx: &mut Ctx<'_>) {
         let _ = ctx.deregister(&mut self.client);
+        self.release_peers(ctx);
+        self.stage = Stage::Closed;
+    }
+}
+
+impl Session {
+    /// Leave the loop with the auth_http and backend sockets.
+    fn release_peers(&mut self, ctx: &mut Ctx<'_>) {
         match &mut self.stage {
             Stage::AuthHttp(a) => {
                 let _ = ctx.deregister(a.sock.io());
@@ -1970,6 +2327,261 @@ mod tests {
             log.contains("127.0.0.1 could not be resolved (110: Operation timed out) while in resolving client address"),
             "{log}"
         );
+    }
+
+    /// A server with TLS: a fresh certificate (and a CA for client
+    /// certificates) written beside the configuration.
+    fn tls_server(mail: &str, server: &str, implicit: bool) -> Arc<ServerCtx> {
+        use crate::tls::testutil::{cert, key_pem, pem, rsa_key, TempDir};
+        let dir = TempDir::new("session");
+        let key = rsa_key();
+        let crt = cert("mail.test", &key, None, false, 1);
+        let ca_key = rsa_key();
+        let ca = cert("Test CA", &ca_key, None, true, 2);
+        let crt_path = dir.write("server.pem", pem(&crt).as_bytes());
+        let key_path = dir.write("server.key", key_pem(&key).as_bytes());
+        let ca_path = dir.write("ca.pem", pem(&ca).as_bytes());
+        let config = crate::mail::test_support::config(&format!(
+            "{mail} server {{ listen 127.0.0.1:1{}; {server} \
+             ssl_certificate {}; ssl_certificate_key {}; ssl_client_certificate {}; }}",
+            if implicit { " ssl" } else { "" },
+            crt_path.display(),
+            key_path.display(),
+            ca_path.display()
+        ));
+        let (mut tls, _) = crate::tls::build_servers(&config, None, &|_| None).unwrap();
+        let conf = config.mail.unwrap().servers.remove(0);
+        let log = Log::builtin(&crate::conf::LogTarget::Memory(1 << 16), Level::Info);
+        let mut srv = ServerCtx::new(&conf, Arc::new(log), "127.0.0.1:1");
+        srv.set_tls(tls.remove(0).unwrap(), implicit);
+        Arc::new(srv)
+    }
+
+    type TlsClient = openssl::ssl::SslStream<std::net::TcpStream>;
+
+    /// A TLS client over `tcp` that does not check the server.
+    fn tls_connect(tcp: std::net::TcpStream) -> TlsClient {
+        let mut b = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
+        b.set_verify(openssl::ssl::SslVerifyMode::NONE);
+        b.build().connect("mail.test", tcp).unwrap()
+    }
+
+    fn tls_line(s: &mut TlsClient) -> String {
+        let mut line = Vec::new();
+        let mut b = [0u8; 1];
+        while !line.ends_with(b"\n") {
+            match s.read(&mut b) {
+                Ok(1) => line.push(b[0]),
+                _ => break,
+            }
+        }
+        String::from_utf8_lossy(&line).into_owned()
+    }
+
+    /// Implicit TLS: a command written right after the handshake, before
+    /// the greeting was read, is answered at once; the capabilities are
+    /// those of a TLS session.
+    #[test]
+    fn implicit_tls_answers_a_command_sent_with_the_handshake() {
+        let srv = tls_server(
+            "auth_http 127.0.0.1:9/a;",
+            "protocol imap; starttls on;",
+            true,
+        );
+        let got = serve(srv.clone(), |port| {
+            let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut s = tls_connect(tcp);
+            s.write_all(b"a CAPABILITY\r\n").unwrap();
+            let started = Instant::now();
+            let got = vec![tls_line(&mut s), tls_line(&mut s), tls_line(&mut s)];
+            (got, started.elapsed())
+        });
+        let (lines, waited) = got;
+        assert_eq!(lines[0], "* OK IMAP4 ready\r\n");
+        assert!(lines[1].starts_with("* CAPABILITY IMAP4"), "{lines:?}");
+        assert!(!lines[1].contains("STARTTLS"), "{lines:?}");
+        assert_eq!(lines[2], "a OK completed\r\n");
+        assert!(waited < Duration::from_secs(2), "{waited:?}");
+    }
+
+    /// `starttls only`: LOGINDISABLED and a refused LOGIN before TLS,
+    /// plaintext pipelined after STARTTLS dropped, then TLS on the same
+    /// connection and auth_http told about it.
+    #[test]
+    fn imap_starttls_only() {
+        let (auth_l, auth_port) = listener();
+        let srv = tls_server(
+            &format!("auth_http 127.0.0.1:{auth_port}/a;"),
+            "protocol imap; starttls only;",
+            false,
+        );
+        let auth = auth_once(auth_l, AUTH_BAD);
+        let (plain, secure) = serve(srv, |port| {
+            let (mut w, mut r) = connect(port);
+            let mut plain = vec![line(&mut r)];
+            w.write_all(b"a CAPABILITY\r\n").unwrap();
+            plain.push(line(&mut r));
+            plain.push(line(&mut r));
+            w.write_all(b"b LOGIN u p\r\n").unwrap();
+            plain.push(line(&mut r));
+            w.write_all(b"c STARTTLS\r\nd NOOP\r\n").unwrap();
+            plain.push(line(&mut r));
+            let tcp = r.into_inner();
+            let mut s = tls_connect(tcp);
+            s.write_all(b"e CAPABILITY\r\n").unwrap();
+            let mut secure = vec![tls_line(&mut s), tls_line(&mut s)];
+            s.write_all(b"f LOGIN u p\r\n").unwrap();
+            secure.push(tls_line(&mut s));
+            (plain, secure)
+        });
+        assert_eq!(plain[0], "* OK IMAP4 ready\r\n");
+        assert!(
+            plain[1].ends_with(" STARTTLS LOGINDISABLED\r\n"),
+            "{plain:?}"
+        );
+        assert_eq!(plain[2], "a OK completed\r\n");
+        assert_eq!(plain[3], "b BAD invalid command\r\n");
+        assert!(plain[4].starts_with("c OK "), "{plain:?}");
+        assert!(!secure[0].contains("STARTTLS"), "{secure:?}");
+        // The pipelined NOOP was not answered.
+        assert_eq!(secure[1], "e OK completed\r\n");
+        assert_eq!(secure[2], "f NO Bad login\r\n");
+        let req = auth.join().unwrap();
+        assert!(
+            req.contains("Auth-SSL: on\r\nAuth-SSL-Protocol: TLSv1.3\r\nAuth-SSL-Cipher: "),
+            "{req}"
+        );
+        assert!(!req.contains("Auth-SSL-Verify"), "{req}");
+    }
+
+    /// `ssl_verify_client on` without a client certificate: the protocol's
+    /// refusal and nginx's log line; a client that never starts the
+    /// handshake is closed after `timeout` without a word.
+    #[test]
+    fn client_certificate_required_and_handshake_timeout() {
+        let srv = tls_server(
+            "auth_http 127.0.0.1:9/a;",
+            "protocol pop3; ssl_verify_client on; timeout 300ms;",
+            true,
+        );
+        let (refusal, silent) = serve(srv.clone(), |port| {
+            let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut s = tls_connect(tcp);
+            let refusal = tls_line(&mut s);
+            let (_w, mut r) = connect(port);
+            (refusal, line(&mut r))
+        });
+        assert_eq!(refusal, "-ERR No required SSL certificate\r\n");
+        assert_eq!(silent, "");
+        let log = log_text(&srv);
+        assert!(
+            log.contains(
+                "client sent no required SSL certificate while SSL handshaking, client: 127.0.0.1, server: 127.0.0.1:1\n"
+            ),
+            "{log}"
+        );
+        assert!(!log.contains("timed out"), "{log}");
+    }
+
+    /// The relay between a TLS client and a plain backend moves a large
+    /// volume both ways at once (reads and writes blocking on each other's
+    /// direction), then closes with a TLS shutdown.
+    #[test]
+    fn tls_client_relayed_to_plain_backend() {
+        const SIZE: usize = 4 << 20;
+        let (auth_l, auth_port) = listener();
+        let (backend_l, backend_port) = listener();
+        let srv = tls_server(
+            &format!("auth_http 127.0.0.1:{auth_port}/a;"),
+            "protocol pop3;",
+            true,
+        );
+        let reply: &'static str = Box::leak(
+            format!(
+                "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.0.1\r\nAuth-Port: {backend_port}\r\n\r\n"
+            )
+            .into_boxed_str(),
+        );
+        let auth = auth_once(auth_l, reply);
+        let backend = std::thread::spawn(move || {
+            let (c, _) = backend_l.accept().unwrap();
+            let mut w = c.try_clone().unwrap();
+            let mut r = BufReader::new(c);
+            w.write_all(b"+OK backend\r\n").unwrap();
+            for reply in ["+OK\r\n", "+OK in\r\n"] {
+                line(&mut r);
+                w.write_all(reply.as_bytes()).unwrap();
+            }
+            let writer = std::thread::spawn(move || {
+                w.write_all(&vec![b'b'; SIZE]).unwrap();
+                w
+            });
+            let mut got = 0;
+            let mut b = vec![0u8; 65536];
+            while got < SIZE {
+                let n = r.read(&mut b).unwrap();
+                assert!(n > 0 && b[..n].iter().all(|&x| x == b'c'));
+                got += n;
+            }
+            drop(writer.join().unwrap());
+            got
+        });
+        let got = serve(srv.clone(), |port| {
+            let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut s = tls_connect(tcp);
+            tls_line(&mut s);
+            s.write_all(b"USER u\r\nPASS p\r\n").unwrap();
+            tls_line(&mut s);
+            assert_eq!(tls_line(&mut s), "+OK in\r\n");
+            // One thread cannot write and read a TLS stream at once with
+            // blocking sockets: interleave in small steps.
+            let chunk = vec![b'c'; 16384];
+            let (mut sent, mut got) = (0, 0);
+            let mut b = vec![0u8; 65536];
+            s.get_ref().set_nonblocking(true).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while (sent < SIZE || got < SIZE) && Instant::now() < deadline {
+                if sent < SIZE {
+                    match s.ssl_write(&chunk[..chunk.len().min(SIZE - sent)]) {
+                        Ok(n) => sent += n,
+                        Err(e)
+                            if e.code() == openssl::ssl::ErrorCode::WANT_WRITE
+                                || e.code() == openssl::ssl::ErrorCode::WANT_READ => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                match s.ssl_read(&mut b) {
+                    Ok(n) => {
+                        assert!(n > 0 && b[..n].iter().all(|&x| x == b'b'));
+                        got += n;
+                    }
+                    Err(e)
+                        if e.code() == openssl::ssl::ErrorCode::WANT_READ
+                            || e.code() == openssl::ssl::ErrorCode::WANT_WRITE =>
+                    {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            s.get_ref().set_nonblocking(false).unwrap();
+            // The backend closes: the proxy ends with close_notify.
+            let mut rest = Vec::new();
+            let _ = s.read_to_end(&mut rest);
+            (sent, got, s.get_shutdown())
+        });
+        assert_eq!((got.0, got.1), (SIZE, SIZE));
+        assert!(
+            got.2.contains(openssl::ssl::ShutdownState::RECEIVED),
+            "{:?}",
+            got.2
+        );
+        assert_eq!(backend.join().unwrap(), SIZE);
+        auth.join().unwrap();
+        assert!(log_text(&srv).contains("proxied session done"));
     }
 
     /// Quits the loop gracefully when the test thread writes to the pipe.

@@ -667,38 +667,64 @@ impl SingleControl {
     fn reload(&mut self) -> Option<Command> {
         let config = super::load_logged(&self.opts)?;
         let mut old = std::mem::take(&mut self.cycle.listeners);
+        let old_specs: Vec<_> = old.iter().map(|l| l.spec.clone()).collect();
         let Some(new) = init_cycle(config, &mut old, &self.cycle.zones) else {
             self.cycle.listeners = old;
             return None;
+        };
+        let specs = new.listeners.iter().map(|l| l.spec.clone()).collect();
+        let acceptor = match worker::acceptor(&new, specs) {
+            Ok(a) => a,
+            Err(msg) => {
+                log!(msg.level, "{}", msg.text);
+                // The old configuration stays: give back the sockets the
+                // new cycle took over and close the ones it opened.
+                let mut sink = |level: Level, msg: String| log!(level, "{msg}");
+                let mut fresh = Vec::new();
+                for l in new.listeners {
+                    match old_specs.iter().find(|s| s.addr == l.spec.addr) {
+                        Some(spec) => old.push(listen::Listener {
+                            spec: spec.clone(),
+                            ..l
+                        }),
+                        None => fresh.push(l),
+                    }
+                }
+                listen::close_unused(fresh, listen::Unlink::OnReload, &mut sink);
+                self.cycle.listeners = old;
+                return None;
+            }
         };
         let mut sink = |level: Level, msg: String| log!(level, "{msg}");
         listen::close_unused(old, listen::Unlink::OnReload, &mut sink);
         logging::install(new.logs.main.clone());
         log!(Level::Notice, "using the \"epoll\" event method");
         self.cycle = new;
-        let specs = self
-            .cycle
-            .listeners
-            .iter()
-            .map(|l| l.spec.clone())
-            .collect();
         Some(Command::Replace {
             listening: worker::to_listening(worker::dup_listeners(&self.cycle.listeners)),
-            acceptor: worker::acceptor(&self.cycle, specs),
+            acceptor,
             settings: worker::settings(&self.cycle.config, 0),
         })
     }
 }
 
 pub fn single_process(opts: LoadOptions, cycle: Cycle, pipe: SignalPipe, daemonized: bool) -> i32 {
+    let specs = cycle.listeners.iter().map(|l| l.spec.clone()).collect();
+    // TLS contexts first: keys on a token may need the environment.
+    let acceptor = match worker::acceptor(&cycle, specs) {
+        Ok(a) => a,
+        Err(msg) => {
+            log!(msg.level, "{}", msg.text);
+            return 1;
+        }
+    };
     // nginx's single process only sets the environment: no privilege
     // drop or limits, those belong to workers.
     env::apply(&env::compute(&cycle.config.main.env, &env::current()));
-    let specs = cycle.listeners.iter().map(|l| l.spec.clone()).collect();
     let counter = cycle.counter.clone();
     let lp = EventLoop::new(
         worker::to_listening(worker::dup_listeners(&cycle.listeners)),
-        worker::acceptor(&cycle, specs),
+        acceptor,
         worker::settings(&cycle.config, 0),
         Box::new(move || counter.next()),
     );

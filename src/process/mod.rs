@@ -19,8 +19,9 @@ mod worker;
 use crate::conf::{self, Config, Level, LoadOptions, Loaded};
 use crate::logging::{self, errno_suffix, ConfigLogs};
 use crate::shm::ZoneSet;
+use crate::tls;
 use listen::Listener;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Write one message to the process-wide log.
 macro_rules! log {
@@ -40,6 +41,35 @@ pub(crate) struct Cycle {
     /// Shared-memory zones (TLS session caches), mapped before the workers
     /// are forked and kept across reloads when name and size are unchanged.
     pub zones: ZoneSet,
+    /// The TLS session caches laid out in `zones`.
+    pub tls_stores: tls::SessionStores,
+}
+
+/// The default session ticket keys, made once by the master and shared by
+/// every worker and every configuration it loads, so that tickets resume
+/// whatever worker accepts the connection.
+static TICKET_KEYS: OnceLock<Arc<tls::TicketKeys>> = OnceLock::new();
+
+/// The default ticket keys (`None` until the first cycle made them).
+pub(crate) fn ticket_keys() -> Option<Arc<tls::TicketKeys>> {
+    TICKET_KEYS.get().cloned()
+}
+
+/// Build every server's TLS context once to check them, as nginx does
+/// while reading the configuration; warnings are logged.
+fn check_tls(config: &Config) -> bool {
+    match tls::check_config(config) {
+        Ok(warnings) => {
+            for w in warnings {
+                log!(w.level, "{}", w.text);
+            }
+            true
+        }
+        Err(msg) => {
+            log!(msg.level, "{}", msg.text);
+            false
+        }
+    }
 }
 
 /// nginx refuses a configuration whose `worker_connections` cannot even
@@ -105,9 +135,27 @@ pub(crate) fn init_cycle(
     old: &mut Vec<Listener>,
     old_zones: &ZoneSet,
 ) -> Option<Cycle> {
+    if !check_tls(&config) {
+        return None;
+    }
     if let Err(msg) = check_config(&config) {
         log!(Level::Emerg, "{msg}");
         return None;
+    }
+    if TICKET_KEYS.get().is_none() {
+        match tls::TicketKeys::generate() {
+            Ok(k) => {
+                let _ = TICKET_KEYS.set(Arc::new(k));
+            }
+            Err(e) => {
+                log!(
+                    Level::Emerg,
+                    "{}",
+                    tls::ssl_error("RAND_bytes() failed", &e)
+                );
+                return None;
+            }
+        }
     }
     let logs = match ConfigLogs::open(&config) {
         Ok(l) => Arc::new(l),
@@ -135,6 +183,13 @@ pub(crate) fn init_cycle(
             return None;
         }
     };
+    let tls_stores = match tls::SessionStores::attach(&zones) {
+        Ok(s) => s,
+        Err(msg) => {
+            log!(msg.level, "{}", msg.text);
+            return None;
+        }
+    };
     let mut sink = |level: Level, msg: String| log!(level, "{msg}");
     let listeners = listen::open_all(&specs, old, &mut sink).ok()?;
     let counter = match sys::SharedCounter::new() {
@@ -154,6 +209,7 @@ pub(crate) fn init_cycle(
         listeners,
         counter,
         zones,
+        tls_stores,
     })
 }
 

@@ -4,10 +4,11 @@
 use super::listen::{Listener, SocketSpec};
 use super::sys::{self, Resource, SignalPipe};
 use super::{env, log, title, Cycle};
-use crate::conf::{Config, CpuAffinity, Level, Listen, ListenAddr};
+use crate::conf::{ConfMessage, Config, CpuAffinity, Level, Listen, ListenAddr};
 use crate::event::{self, Accepted, Acceptor, Command, Control, Ctx, EventLoop, Handler};
 use crate::logging::{errno_suffix, ConfigLogs};
 use crate::mail::session::{ServerCtx, Session};
+use crate::tls::{self, ServerTls};
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -29,7 +30,14 @@ pub struct MailAcceptor {
 }
 
 impl MailAcceptor {
-    pub fn new(config: &Config, specs: Vec<SocketSpec>, logs: Arc<ConfigLogs>) -> MailAcceptor {
+    /// `tls` holds each server's TLS context (`None` without TLS), in the
+    /// order of the configuration's servers.
+    pub fn new(
+        config: &Config,
+        specs: Vec<SocketSpec>,
+        logs: Arc<ConfigLogs>,
+        tls: &[Option<ServerTls>],
+    ) -> MailAcceptor {
         let listens: Vec<Listen> = config
             .mail
             .as_ref()
@@ -42,6 +50,9 @@ impl MailAcceptor {
                 let log = logs.servers.get(l.server).unwrap_or(&logs.main).clone();
                 let mut srv = ServerCtx::new(conf, log, &l.addr_text);
                 srv.proxy_protocol = l.proxy_protocol;
+                if let Some(Some(t)) = tls.get(l.server) {
+                    srv.set_tls(t.clone(), l.ssl);
+                }
                 Some(Arc::new(srv))
             })
             .collect();
@@ -87,8 +98,22 @@ impl Acceptor for MailAcceptor {
 /// What serves accepted connections for a cycle: the one place the mail
 /// sessions plug in (`specs[i]` describes the loop's listening socket
 /// `i`; `SocketSpec::entry_for` finds the `listen` and so the server).
-pub(crate) fn acceptor(cycle: &Cycle, specs: Vec<SocketSpec>) -> Box<dyn Acceptor> {
-    Box::new(MailAcceptor::new(&cycle.config, specs, cycle.logs.clone()))
+/// Builds the servers' TLS contexts, so it runs in the process that serves
+/// them, before privileges are dropped and the environment is reset (keys
+/// on a PKCS#11 token are opened by the process that uses them).
+pub(crate) fn acceptor(
+    cycle: &Cycle,
+    specs: Vec<SocketSpec>,
+) -> Result<Box<dyn Acceptor>, ConfMessage> {
+    let (tls, _warnings) = tls::build_servers(&cycle.config, super::ticket_keys(), &|z| {
+        cycle.tls_stores.get(z)
+    })?;
+    Ok(Box::new(MailAcceptor::new(
+        &cycle.config,
+        specs,
+        cycle.logs.clone(),
+        &tls,
+    )))
 }
 
 /// Turn the process's listening sockets into the loop's.
@@ -366,15 +391,22 @@ pub fn worker_main(
     daemonized: bool,
     pipe: SignalPipe,
 ) -> ! {
+    let specs: Vec<SocketSpec> = listeners.iter().map(|l| l.spec.clone()).collect();
+    let acceptor = match acceptor(cycle, specs) {
+        Ok(a) => a,
+        Err(msg) => {
+            log!(msg.level, "{}", msg.text);
+            std::process::exit(2);
+        }
+    };
     init_process(&cycle.config, n);
     title::set("worker process");
     let _ = channel.set_nonblocking(true);
-    let specs: Vec<SocketSpec> = listeners.iter().map(|l| l.spec.clone()).collect();
     let listening = to_listening(listeners.into_iter().map(|l| (l.spec, l.fd)).collect());
     let counter = cycle.counter.clone();
     let mut lp = match EventLoop::new(
         listening,
-        acceptor(cycle, specs),
+        acceptor,
         settings(&cycle.config, 1),
         Box::new(move || counter.next()),
     ) {
