@@ -86,7 +86,7 @@ test-deps:
 test: test-deps
 	$(CARGO) build
 	$(CARGO) test
-	TEST_POSTERN_BINARY=$(CURDIR)/target/debug/postern prove -r -I t/lib t/
+	TEST_POSTERN_MAIL=1 TEST_POSTERN_TLS=1 TEST_POSTERN_BINARY=$(CURDIR)/target/debug/postern prove -j2 -I t/lib t/
 
 install: build
 	install -d $(DESTDIR)$(SBINDIR)

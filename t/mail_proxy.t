@@ -272,7 +272,10 @@ error_log_like(qr/\[error\] .*\(111: Connection refused\) while (?:connecting to
 	'refused connection logged');
 
 # half-close by the client: what it sent still reaches the backend, then
-# the session ends at once (the backend's late reply is not waited for)
+# the session ends at once (the backend's late reply is not waited for).
+# The backend may answer the NOOP before the proxy sees the client's FIN;
+# that reply is then relayed first (nginx does the same), so it may or may
+# not precede the close.
 $s = Test::Postern::POP3->new(port => $t->port(5));
 $s->read;
 $s->write("USER half\r\nPASS pw\r\n");
@@ -280,7 +283,10 @@ $s->read;
 $s->read;
 $s->write("NOOP\r\n");
 $s->socket->shutdown(SHUT_WR);
-$s->closed('half-close ends the session');
+my $late = $s->getline;
+$late = $s->getline if defined $late && $late =~ /^\+OK/;
+ok(!defined $late && $s->socket->eof, 'half-close ends the session')
+	|| diag('got ' . ($late // '(timeout)'));
 is(backend_session('pop3', qr/eof/), "<< USER half\n<< PASS pw\n<< NOOP\neof\n",
 	'the backend got everything, then EOF');
 error_log_like(qr/\[info\] .*proxied session done, client: 127\.0\.0\.1, server: 127\.0\.0\.1:\d+, login: "half", upstream: 127\.0\.0\.1:$backend{pop3}$/m,
