@@ -20,7 +20,7 @@ use Test::Postern::IMAP;
 
 my $t = Test::Postern->new()->has(qw/mail ssl/);
 Test::More::plan(skip_all => 'no openssl') unless $t->has_prog('openssl');
-$t->plan(17);
+$t->plan(19);
 
 my $dir = $t->testdir;
 my $nginx = Test::Postern::is_nginx();
@@ -250,10 +250,10 @@ SKIP: {
 		qw/pkcs11.so libpkcs11.so/;
 	my ($module) = grep { -e } '/usr/lib/softhsm/libsofthsm2.so',
 		'/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so';
-	skip 'no softhsm2-util, pkcs11 engine or SoftHSM2 module', 5
+	skip 'no softhsm2-util, pkcs11 engine or SoftHSM2 module', 7
 		unless $t->has_prog('softhsm2-util') && $t->has_prog('pkcs11-tool')
 		&& @so && $module;
-	skip 'workers drop privileges only when started as root', 5 if $> != 0;
+	skip 'workers drop privileges only when started as root', 7 if $> != 0;
 
 	my $t3 = Test::Postern->new();
 	my $d3 = $t3->testdir;
@@ -323,7 +323,13 @@ EOF
 	}
 	my $want = "ec.test * OK IMAP4 ready\r\n";
 	is(join(',', keys %served), $want,
-		'engine: every handshake signed with the token\'s key, in every worker');
+		'engine: handshakes in workers as nobody signed with the token\'s key');
+
+	# new workers forked by a reload serve as well
+	ok($t3->reload, 'engine: reload');
+	%served = ();
+	$served{serve($t3->port(0), $root)}++ for 1 .. 6;
+	is(join(',', keys %served), $want, 'engine: workers after a reload serve');
 	my $log = $t3->read_file('error.log') // '';
 	unlike($log, qr/\[(?:alert|emerg|crit)\]/, 'engine: no errors in the log')
 		or diag($log);
