@@ -27,7 +27,7 @@ my $t = Test::Postern->new()->has(qw/mail ssl proc/);
 Test::More::plan(skip_all => 'no openssl') unless $t->has_prog('openssl');
 eval { require IO::Socket::SSL; IO::Socket::SSL->VERSION(2.061); 1 }
 	or Test::More::plan(skip_all => 'IO::Socket::SSL too old');
-$t->plan(43);
+$t->plan(44);
 
 my $dir = $t->testdir;
 
@@ -340,8 +340,12 @@ for my $k (1 .. 2) {
 	if ($pid == 0) {
 		my $deadline = time + 20;
 		my $session;
+		open my $tally, '>', "$dir/hammer.$k" or POSIX::_exit(1);
+		$tally->autoflush(1);
 		while (!-e $stop_file && time < $deadline) {
 			my $x = connect_tls(4, $k == 1 ? 'TLSv1_2' : 'TLSv1_3', $session, 2);
+			# the time of each handshake that completed
+			printf $tally "%.3f\n", time if $x;
 			$session = $x ? $x->{session} : undef;
 			# a fresh session now and then: new entries in the cache
 			$session = undef if rand() < 0.3;
@@ -356,6 +360,7 @@ sleep 1;
 my @workers = $t->worker_pids;
 my $victim = $workers[0];
 my $master = $t->master_pid;
+my $kill_time = time;
 kill 'KILL', $victim;
 
 # handshakes right after the kill, while the hammers go on
@@ -391,6 +396,12 @@ $t->write_file('hammer.stop', '');
 for my $pid (@hammers) {
 	wait_until(sub { waitpid($pid, WNOHANG) == $pid }, 25);
 }
+my @after_kill = grep { $_ > $kill_time }
+	map { split /\n/, $t->read_file("hammer.$_") // '' } 1 .. 2;
+my @before_kill = grep { $_ <= $kill_time }
+	map { split /\n/, $t->read_file("hammer.$_") // '' } 1 .. 2;
+ok(@before_kill > 10 && @after_kill > 10, 'the hammers did handshakes before and after the kill')
+	or diag scalar(@before_kill) . ' before, ' . scalar(@after_kill) . ' after';
 
 # The new worker and the survivor both resume from the shared cache,
 # sessions made before and after the kill.
