@@ -392,14 +392,18 @@ like($t->read_file('error.log'),
 	qr/\[notice\] $master#\d+: start worker process $new\n/,
 	'the respawn is logged');
 
+# the hammers keep going too: wait (a while) for their handshakes after
+# the kill
+sub hammer_times {
+	return map { split /\n/, $t->read_file("hammer.$_") // '' } 1 .. 2;
+}
+wait_until(sub { (grep { $_ > $kill_time } hammer_times()) > 10 }, 5);
 $t->write_file('hammer.stop', '');
 for my $pid (@hammers) {
 	wait_until(sub { waitpid($pid, WNOHANG) == $pid }, 25);
 }
-my @after_kill = grep { $_ > $kill_time }
-	map { split /\n/, $t->read_file("hammer.$_") // '' } 1 .. 2;
-my @before_kill = grep { $_ <= $kill_time }
-	map { split /\n/, $t->read_file("hammer.$_") // '' } 1 .. 2;
+my @after_kill = grep { $_ > $kill_time } hammer_times();
+my @before_kill = grep { $_ <= $kill_time } hammer_times();
 ok(@before_kill > 10 && @after_kill > 10, 'the hammers did handshakes before and after the kill')
 	or diag scalar(@before_kill) . ' before, ' . scalar(@after_kill) . ' after';
 
