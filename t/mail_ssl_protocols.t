@@ -30,7 +30,7 @@ my $t = Test::Postern->new()->has(qw/mail ssl/);
 Test::More::plan(skip_all => 'no openssl') unless $t->has_prog('openssl');
 eval { require IO::Socket::SSL; IO::Socket::SSL->VERSION(2.061); 1 }
 	or Test::More::plan(skip_all => 'IO::Socket::SSL too old');
-$t->plan(51);
+$t->plan(56);
 
 my $dir = $t->testdir;
 my $name = Test::Postern::binary_name();
@@ -161,6 +161,13 @@ mail {
         ssl_prefer_server_ciphers on;
         ssl_conf_command Options -ServerPreference;
     }
+    # nothing this OpenSSL can do
+    server {
+        listen 127.0.0.1:%%PORT_16%% ssl;
+        protocol imap;
+        ssl_protocols SSLv2 SSLv3;
+        ssl_ciphers DEFAULT:\@SECLEVEL=0;
+    }
     server {
         listen 127.0.0.1:%%PORT_14%% ssl;
         protocol imap;
@@ -261,6 +268,10 @@ is(version(3, %v12), 'failed', 'SSLv3 TLSv1: a TLSv1.2 client fails');
 like(s_client(3, '-tls1', '-cipher', 'DEFAULT:@SECLEVEL=0'), qr/^TLSv1 /,
 	's_client -tls1');
 is(s_client(3, '-tls1_3'), 'failed', 's_client -tls1_3 fails');
+is(version(16, %v12), 'failed', 'SSLv2 SSLv3: a TLSv1.2 client fails');
+is(version(16, %v13), 'failed', 'SSLv2 SSLv3: a TLSv1.3 client fails');
+is(version(16, %v10), 'failed', 'SSLv2 SSLv3: a TLSv1 client fails');
+is(s_client(16, '-cipher', 'DEFAULT:@SECLEVEL=0'), 'failed', 'SSLv2 SSLv3: s_client fails');
 is(s_client(0, '-tls1_1', '-cipher', 'DEFAULT:@SECLEVEL=0'), 'failed',
 	's_client -tls1_1 to TLSv1.2 only fails');
 
@@ -334,9 +345,13 @@ is(auth_after_login(11, SSL_cipher_list => $dhe)->{'Auth-SSL-Cipher'}, $dhe,
 # --- ssl_certificate_compression ---------------------------------------------------
 
 SKIP: {
-skip 'no ssl_certificate_compression before nginx 1.29.1', 1
+skip 'no ssl_certificate_compression before nginx 1.29.1', 2
 	unless $has_compression_directive;
 like(negotiated(14), qr/^TLSv1\.3 /, 'handshake with compression on');
+# OpenSSL 3.0 has no certificate compression (3.2 has): a warning at start
+my $warning = '"ssl_certificate_compression" is not supported on this platform, ignored';
+like($t->read_file('error.log'), qr/\[warn\] \d+#\d+: \Q$warning\E\n/,
+	'compression: warning at start');
 }
 
 # --- -t ------------------------------------------------------------------------------
