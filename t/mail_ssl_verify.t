@@ -16,6 +16,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
+use Time::HiRes ();
 use Test::Postern qw(wait_until);
 use Test::Postern::Daemons;
 use Test::Postern::IMAP;
@@ -28,7 +29,7 @@ eval { require IO::Socket::SSL; IO::Socket::SSL->VERSION(2.061); 1 }
 	or Test::More::plan(skip_all => 'IO::Socket::SSL too old');
 eval { require MIME::Base64; 1 }
 	or Test::More::plan(skip_all => 'no MIME::Base64');
-$t->plan(64);
+$t->plan(69);
 
 my $dir = $t->testdir;
 
@@ -228,6 +229,17 @@ mail {
         ssl_client_certificate root.pem;
     }
 
+    # a refused client's session is dropped from the cache
+    server {
+        listen 127.0.0.1:%%PORT_15%% ssl;
+        protocol imap;
+        ssl_verify_client on;
+        ssl_client_certificate root.pem;
+        ssl_crl crl.pem;
+        ssl_session_cache shared:VERIFY:1m;
+        ssl_session_tickets off;
+    }
+
     # no verification: no certificate headers
     server {
         listen 127.0.0.1:%%PORT_14%% ssl;
@@ -297,14 +309,17 @@ sub smtp_login {
 	return $r;
 }
 
-# Everything the server sends on a new connection, to EOF.
+# Everything the server sends on a new connection, to EOF; "[not closed]"
+# is added when the server keeps the connection open.
 sub refusal {
 	my ($class, $port, @opts) = @_;
-	my $s = $class->new(port => $port, SSL => 1, @opts);
+	my $s = $class->new(port => $port, SSL => 1, timeout => 3, @opts);
+	my $start = Time::HiRes::time();
 	my $all = '';
 	while (defined(my $line = $s->getline)) {
 		$all .= $line;
 	}
+	$all .= '[not closed]' if Time::HiRes::time() - $start > 2.5;
 	$s->close;
 	return $all;
 }
@@ -501,6 +516,47 @@ like(smtp_login($t->port(9), client_opts('bob')), qr/^235 /,
 like(last_auth()->{h}{'auth-ssl-verify'},
 	qr/^FAILED:unable to (?:get local issuer certificate|verify the first certificate)$/,
 	'optional_no_ca: unknown issuer FAILED');
+
+# --- session cache -----------------------------------------------------------------------
+
+# A client context that keeps its sessions, with a certificate.
+sub session_ctx {
+	my ($who) = @_;
+	return IO::Socket::SSL::SSL_Context->new(client_opts($who),
+		SSL_verify_mode => IO::Socket::SSL::SSL_VERIFY_NONE(),
+		SSL_session_cache_size => 16);
+}
+
+# Connects with $ctx: (first reply line, whether the session was resumed).
+sub cached_connect {
+	my ($ctx) = @_;
+	my $s = Test::Postern::IMAP->new(port => $t->port(15), SSL => 1,
+		SSL_reuse_ctx => $ctx);
+	my $line = $s->getline // '';
+	my $resumed = $s->socket->get_session_reused ? 1 : 0;
+	# to EOF: a TLSv1.3 session arrives after the handshake
+	while (defined $s->getline) { }
+	$s->close;
+	return ($line, $resumed);
+}
+
+my $ctx = session_ctx('alice');
+my $s = Test::Postern::IMAP->new(port => $t->port(15), SSL => 1,
+	SSL_reuse_ctx => $ctx);
+$s->getline;
+$s->close;
+$s = Test::Postern::IMAP->new(port => $t->port(15), SSL => 1,
+	SSL_reuse_ctx => $ctx);
+like($s->getline // '', qr/^\* OK /, 'session cache: a good client is served');
+ok($s->socket->get_session_reused, 'session cache: a good client resumes');
+$s->close;
+
+$ctx = session_ctx('carol');
+my ($line, $resumed) = cached_connect($ctx);
+is($line, "* BYE SSL certificate error\r\n", 'session cache: revoked refused');
+($line, $resumed) = cached_connect($ctx);
+is($line, "* BYE SSL certificate error\r\n", 'session cache: refused again');
+is($resumed, 0, 'session cache: the refused session was not kept');
 
 # --- no verification --------------------------------------------------------------------
 
