@@ -423,8 +423,8 @@ ok(verify_error_logged(21, 'unable to verify the first certificate', $t->port(6)
 like(pop3_login($t->port(6), client_opts('dave', 'dave-chain.pem')), qr/^\+OK /,
 	'depth 2: two intermediates log in');
 my %want = expected_headers('dave');
-my $a = last_auth();
-my $raw = $a->{raw};
+my $req = last_auth();
+my $raw = $req->{raw};
 like($raw, qr/^Auth-SSL: on\r$/m, 'Auth-SSL');
 # TLSv1.3 is on by default since nginx 1.23.4
 my ($proto, $cipher) = Test::Postern::Mail::nginx_older_than('1.23.4')
@@ -433,16 +433,16 @@ my ($proto, $cipher) = Test::Postern::Mail::nginx_older_than('1.23.4')
 like($raw, qr/^Auth-SSL-Protocol: \Q$proto\E\r$/m, 'Auth-SSL-Protocol');
 like($raw, qr/^Auth-SSL-Cipher: \Q$cipher\E\r$/m, 'Auth-SSL-Cipher');
 like($raw, qr/^Auth-SSL-Verify: SUCCESS\r$/m, 'Auth-SSL-Verify: SUCCESS');
-is($a->{h}{'auth-ssl-subject'}, 'CN=dave,OU=People,O=Postern Test',
+is($req->{h}{'auth-ssl-subject'}, 'CN=dave,OU=People,O=Postern Test',
 	'Auth-SSL-Subject: RFC 2253, most specific first');
-is($a->{h}{'auth-ssl-subject'}, $want{subject}, 'Auth-SSL-Subject as openssl prints it');
-is($a->{h}{'auth-ssl-issuer'}, 'CN=Test Second Intermediate CA,O=Postern Test',
+is($req->{h}{'auth-ssl-subject'}, $want{subject}, 'Auth-SSL-Subject as openssl prints it');
+is($req->{h}{'auth-ssl-issuer'}, 'CN=Test Second Intermediate CA,O=Postern Test',
 	'Auth-SSL-Issuer: the intermediate');
-is($a->{h}{'auth-ssl-serial'}, 'F1', 'Auth-SSL-Serial: upper-case hex, whole bytes');
-is($a->{h}{'auth-ssl-fingerprint'}, $want{fingerprint},
+is($req->{h}{'auth-ssl-serial'}, 'F1', 'Auth-SSL-Serial: upper-case hex, whole bytes');
+is($req->{h}{'auth-ssl-fingerprint'}, $want{fingerprint},
 	'Auth-SSL-Fingerprint: SHA-1, lower-case hex');
-is($a->{h}{'auth-ssl-cert'}, $want{cert}, 'Auth-SSL-Cert: the escaped PEM');
-like($a->{h}{'auth-ssl-cert'} // '',
+is($req->{h}{'auth-ssl-cert'}, $want{cert}, 'Auth-SSL-Cert: the escaped PEM');
+like($req->{h}{'auth-ssl-cert'} // '',
 	qr/^-----BEGIN%20CERTIFICATE-----%0A[A-Za-z0-9+\/=%0A]+%0A-----END%20CERTIFICATE-----%0A$/,
 	'Auth-SSL-Cert: spaces and line feeds escaped, final line feed kept');
 my @order = $raw =~ /^(Auth-SSL[\w-]*):/mg;
@@ -477,10 +477,10 @@ unlike($names // '', qr/Test Intermediate CA/,
 
 like(imap_login($t->port(7), client_opts('alice')), qr/^a1 OK /,
 	'trusted only: a root-issued client logs in');
-$a = last_auth();
-is($a->{h}{'auth-ssl-verify'}, 'SUCCESS', 'trusted only: verified against it');
-is($a->{h}{'auth-ssl-serial'}, '1234', 'trusted only: Auth-SSL-Serial');
-ok(!exists $a->{h}{'auth-ssl-cert'},
+$req = last_auth();
+is($req->{h}{'auth-ssl-verify'}, 'SUCCESS', 'trusted only: verified against it');
+is($req->{h}{'auth-ssl-serial'}, '1234', 'trusted only: Auth-SSL-Serial');
+ok(!exists $req->{h}{'auth-ssl-cert'},
 	'auth_http_pass_client_cert off: no Auth-SSL-Cert');
 
 # the intermediate from ssl_trusted_certificate completes bob's chain
@@ -496,19 +496,19 @@ is(last_auth()->{h}{'auth-ssl-issuer'}, 'CN=Test Intermediate CA,O=Postern Test'
 like(smtp_login($t->port(9), client_opts('mallory')), qr/^235 /,
 	'optional_no_ca: a self-signed client authenticates over smtp');
 %want = expected_headers('mallory');
-$a = last_auth();
-like($a->{h}{'auth-ssl-verify'}, qr/^FAILED:self[- ]signed certificate$/,
+$req = last_auth();
+like($req->{h}{'auth-ssl-verify'}, qr/^FAILED:self[- ]signed certificate$/,
 	'optional_no_ca: Auth-SSL-Verify FAILED');
-is($a->{h}{'auth-protocol'}, 'smtp', 'optional_no_ca: smtp request');
-is($a->{h}{'auth-ssl-subject'}, 'CN=mallory,O=Elsewhere',
+is($req->{h}{'auth-protocol'}, 'smtp', 'optional_no_ca: smtp request');
+is($req->{h}{'auth-ssl-subject'}, 'CN=mallory,O=Elsewhere',
 	'optional_no_ca: Auth-SSL-Subject');
-is($a->{h}{'auth-ssl-issuer'}, 'CN=mallory,O=Elsewhere',
+is($req->{h}{'auth-ssl-issuer'}, 'CN=mallory,O=Elsewhere',
 	'optional_no_ca: Auth-SSL-Issuer of a self-signed certificate');
-like($a->{h}{'auth-ssl-serial'} // '', qr/^[0-9A-F]+$/,
+like($req->{h}{'auth-ssl-serial'} // '', qr/^[0-9A-F]+$/,
 	'optional_no_ca: Auth-SSL-Serial');
-is($a->{h}{'auth-ssl-fingerprint'}, $want{fingerprint},
+is($req->{h}{'auth-ssl-fingerprint'}, $want{fingerprint},
 	'optional_no_ca: Auth-SSL-Fingerprint');
-is($a->{h}{'auth-ssl-cert'}, $want{cert}, 'optional_no_ca: Auth-SSL-Cert');
+is($req->{h}{'auth-ssl-cert'}, $want{cert}, 'optional_no_ca: Auth-SSL-Cert');
 
 # a client issued by a CA the server does not know at all is let through too
 like(smtp_login($t->port(9), client_opts('bob')), qr/^235 /,
@@ -562,9 +562,9 @@ is($resumed, 0, 'session cache: the refused session was not kept');
 
 like(imap_login($t->port(14), client_opts('alice')), qr/^a1 OK /,
 	'no verification: login');
-$a = last_auth();
-is($a->{h}{'auth-ssl'}, 'on', 'no verification: Auth-SSL');
-my @ssl = sort grep { /^auth-ssl/ } keys %{$a->{h}};
+$req = last_auth();
+is($req->{h}{'auth-ssl'}, 'on', 'no verification: Auth-SSL');
+my @ssl = sort grep { /^auth-ssl/ } keys %{$req->{h}};
 is("@ssl", 'auth-ssl auth-ssl-cipher auth-ssl-protocol',
 	'no verification: no certificate headers');
 
