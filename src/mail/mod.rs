@@ -16,6 +16,7 @@ pub mod auth_http;
 pub mod caps;
 pub mod front;
 pub mod imap;
+pub mod inet;
 pub mod parse;
 pub mod pop3;
 pub mod proxy_protocol;
