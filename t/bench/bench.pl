@@ -35,11 +35,12 @@ my %opt = (
 	repeat   => 3,        # bulk transfers per direction, median taken
 	pings    => 20000,    # relay round trips
 	conns    => 2000,     # idle connections for the memory phase
+	tls_conns => 1000,   # idle TLS connections (nginx takes ~45 ms per handshake)
 	markdown => 0,
 	keep     => 0,
 );
 GetOptions(\%opt, 'postern=s', 'nginx=s', 'module=s', 'workers=i',
-	'sessions=i', 'warmup=i', 'mbytes=i', 'repeat=i', 'pings=i', 'conns=i',
+	'sessions=i', 'warmup=i', 'mbytes=i', 'repeat=i', "pings=i", "conns=i", "tls_conns|tls-conns=i",
 	'markdown!', 'keep!', 'quick', 'help')
 	or die "bad options (see --help)\n";
 if ($opt{help}) {
@@ -55,13 +56,14 @@ usage: perl t/bench/bench.pl [options]
   --repeat N       bulk transfers per direction, median reported (default 3)
   --pings N        1-line round trips through the relay (default 20000)
   --conns K        idle connections in the memory phase (default 2000)
+  --tls-conns K    idle TLS connections (default 1000)
   --markdown       also print the table as markdown
   --keep           keep the temporary directory (configs, logs)
-  --quick          sessions 60, mbytes 50, repeat 1, pings 3000, conns 500
+  --quick          sessions 60, mbytes 50, repeat 1, pings 3000, conns 500, tls-conns 200
 EOF
 	exit 0;
 }
-@opt{qw(sessions warmup mbytes repeat pings conns)} = (60, 10, 50, 1, 3000, 500)
+@opt{qw(sessions warmup mbytes repeat pings conns tls_conns)} = (60, 10, 50, 1, 3000, 500, 200)
 	if $opt{quick};
 
 # Enough descriptors: the client holds K, the backend K, a proxy 2K.
@@ -118,7 +120,7 @@ sub cleanup {
 	}
 }
 $SIG{INT} = $SIG{TERM} = $SIG{HUP} = sub ($sig) { cleanup(); print STDERR "\ninterrupted (SIG$sig, pid $$)\n"; _exit(130) };
-END { cleanup() if defined $main_pid && $$ == $main_pid }
+END { local $?; cleanup() if defined $main_pid && $$ == $main_pid }
 
 sub children_of ($ppid) {
 	my @kids;
@@ -180,6 +182,7 @@ sub services ($auth_port, $imap_port, $pop3_port) {
 	}
 	my $chunk = 'x' x (1 << 20);
 	my %conn;    # fileno => state
+	my @timers; # [when, conn, data]: a reply part written later
 	my $greet = { imap => "* OK bench backend ready\r\n",
 		pop3 => "+OK bench backend ready\r\n" };
 
@@ -191,7 +194,18 @@ sub services ($auth_port, $imap_port, $pop3_port) {
 			vec($rin, $fd, 1) = 1 unless $c->{closing};
 			vec($win, $fd, 1) = 1 if length $c->{out} || $c->{big};
 		}
-		my $n = select(my $rout = $rin, my $wout = $win, undef, undef);
+		my $wait;
+		if (@timers) {
+			$wait = $timers[0][0] - time;
+			$wait = 0 if $wait < 0;
+		}
+		my $n = select(my $rout = $rin, my $wout = $win, undef, $wait);
+		while (@timers && $timers[0][0] <= time) {
+			my (undef, $c, $data) = @{ shift @timers };
+			$c->{out} .= $data;
+			my $w = syswrite($c->{fh}, $c->{out});
+			substr($c->{out}, 0, $w, "") if $w;
+		}
 		next if $n <= 0;
 		for my $fd (keys %listen) {
 			next unless vec($rout, $fd, 1);
@@ -221,7 +235,7 @@ sub services ($auth_port, $imap_port, $pop3_port) {
 					$c->{out} .= "DONE\r\n" if !$c->{swallow};
 				}
 				$c->{in} .= $buf;
-				service_input($c, $auth_port, $imap_port, $pop3_port);
+				service_input($c, \@timers, $auth_port, $imap_port, $pop3_port);
 			}
 			if (vec($wout, $fd, 1)) {
 				if (length $c->{out}) {
@@ -241,7 +255,7 @@ sub services ($auth_port, $imap_port, $pop3_port) {
 	}
 }
 
-sub service_input ($c, @ports) {
+sub service_input ($c, $timers, @ports) {
 	my ($auth_port, $imap_port, $pop3_port) = @ports;
 	if ($c->{kind} eq 'auth') {
 		return unless $c->{in} =~ /\r\n\r\n/;
@@ -286,6 +300,11 @@ sub service_input ($c, @ports) {
 		if ($c->{state} eq 'login') {    # POP3
 			$c->{out} .= "+OK\r\n";
 			$c->{state} = 'relay' if $line =~ /^PASS /i;
+		} elsif ($line =~ /^SPLIT/) {
+			# an untagged line now, the final line 1 ms later, as a server
+			# that streams a response and then completes it
+			$c->{out} .= "* part one\r\n";
+			push @$timers, [time + 0.001, $c, "SPLIT done\r\n"];
 		} elsif ($line =~ /^BIG (\d+)/) {
 			$c->{big} += $1;
 		} elsif ($line =~ /^UPLOAD (\d+)/) {
@@ -316,8 +335,8 @@ if ($openssl) {
 		. " >/dev/null 2>&1") == 0;
 }
 
-sub proxy_conf ($name, $ports, $tls) {
-	my $pre = $name eq 'nginx' ? "load_module $opt{module};\n" : '';
+sub proxy_conf ($name, $tag, $ports, $tls) {
+	my $pre = $name eq "nginx" ? "load_module $opt{module};\n" : '';
 	my $servers = '';
 	if ($tls) {
 		$servers = <<"EOF";
@@ -348,8 +367,8 @@ ${pre}daemon off;
 master_process on;
 worker_processes $n;
 worker_rlimit_nofile $rl;
-pid $dir/$name.pid;
-error_log $dir/$name-error.log warn;
+pid $dir/$tag.pid;
+error_log $dir/$tag-error.log warn;
 events {
     worker_connections $wc;
 }
@@ -361,11 +380,10 @@ EOF
 
 # Starts a proxy in the foreground of its own process; returns its record
 # or undef (with the reason) when the config is refused.
-sub start_proxy ($name, $bin, $tls) {
-	my $tag = $tls ? "$name-tls" : $name;
+sub start_proxy ($name, $bin, $tls, $tag) {
 	my %ports = map { $_ => free_port() } qw(imap pop3 tls);
 	open(my $fh, '>', "$dir/$tag.conf") or die "$dir/$tag.conf: $!\n";
-	print $fh proxy_conf($tag, \%ports, $tls);
+	print $fh proxy_conf($name, $tag, \%ports, $tls);
 	close $fh;
 	my @cmd = ($bin, '-p', "$dir/", '-c', "$dir/$tag.conf", '-e', "$dir/$tag-error.log");
 	my $test = `@cmd -t 2>&1`;
@@ -520,10 +538,10 @@ sub mem_of (@pids) {
 	my ($rss, $pss) = (0, 0);
 	for my $pid (@pids) {
 		if (open(my $fh, '<', "/proc/$pid/status")) {
-			while (<$fh>) { $rss += $1 * 1024 if /^VmRSS:\s+(\d+) kB/ }
+			while (my $l = <$fh>) { $rss += $1 * 1024 if $l =~ /^VmRSS:\s+(\d+) kB/ }
 		}
 		if (open(my $fh, '<', "/proc/$pid/smaps_rollup")) {
-			while (<$fh>) { $pss += $1 * 1024 if /^Pss:\s+(\d+) kB/ }
+			while (my $l = <$fh>) { $pss += $1 * 1024 if $l =~ /^Pss:\s+(\d+) kB/ }
 		}
 	}
 	return ($rss, $pss);
@@ -610,10 +628,21 @@ sub bench_relay ($target, $port, $pids) {
 		}
 		push @rates, $opt{pings} / (time - $t0);
 	}
+	# a reply in two parts 1 ms apart: without TCP_NODELAY the second part
+	# waits for the client to acknowledge the first (delayed ACK)
+	my @split;
+	for my $i (1 .. $opt{warmup} + $opt{sessions}) {
+		my $t0 = time;
+		send_all($s, "SPLIT\r\n");
+		read_until($s, qr/SPLIT done\r\n/, "split");
+		push @split, (time - $t0) * 1000 if $i > $opt{warmup};
+	}
 	close $s;
 	record_metric('relay backend->client', 'MB/s', 'higher', $target, median(@down));
 	record_metric('relay client->backend', 'MB/s', 'higher', $target, median(@up));
 	record_metric('relay 1-line round trips', '/s', 'higher', $target, median(@rates));
+	record_metric("relay two-part reply (1 ms apart), median", "ms", "lower", $target, median(@split));
+	record_metric("relay two-part reply (1 ms apart), p99", "ms", "lower", $target, pct(99, @split));
 	if (@$pids) {
 		record_metric('proxy CPU, backend->client', 'ms/100MB', 'lower', $target, median(@cpu_down) * 1000);
 		record_metric('proxy CPU, client->backend', 'ms/100MB', 'lower', $target, median(@cpu_up) * 1000);
@@ -635,60 +664,64 @@ sub settle_mem ($pids) {
 	return mem_of(@$pids);
 }
 
-sub bench_memory ($p) {
+# Idle memory: a fresh proxy per connection state, so that memory freed by
+# one state and kept by the allocator does not hide the next one's cost.
+sub bench_memory ($name, $bin, $state) {
+	my ($p, $why) = start_proxy($name, $bin, 0, "$name-mem-$state");
+	die "$name refused its config: $why\n" unless $p;
 	my $pids = $p->{workers};
 	my $k = $opt{conns};
-	# warm the worker up with a few of each kind so that one-time
-	# allocations are not counted per connection.
+	# warm the worker up so that one-time allocations are not counted
+	# per connection.
 	for (1 .. 20) { imap_session($p->{ports}{imap}) }
 	my ($rss0, $pss0) = settle_mem($pids);
-	record_metric('worker RSS, no connections', 'KiB', 'lower', $p->{name}, $rss0 / 1024);
-
-	# (a) pre-auth: greeted, then silent
+	record_metric('worker RSS, no connections', 'KiB', 'lower', $name, $rss0 / 1024)
+		if $state eq 'preauth';
 	my @held;
-	for (1 .. $k) {
-		my $s = connect_to($p->{ports}{imap});
-		read_until($s, qr/\r\n/, 'idle greeting');
-		push @held, $s;
+	if ($state eq 'preauth') {
+		# greeted, then silent
+		for (1 .. $k) {
+			my $s = connect_to($p->{ports}{imap});
+			read_until($s, qr/\r\n/, 'idle greeting');
+			push @held, $s;
+		}
+	} else {
+		# logged in, relaying nothing; batches keep the listen queue short
+		# and overlap the logins' latency.
+		my $batch = 100;
+		for (my $i = 0; $i < $k; $i += $batch) {
+			my $n = $k - $i < $batch ? $k - $i : $batch;
+			my @b = map { connect_to($p->{ports}{imap}) } 1 .. $n;
+			read_until($_, qr/\r\n/, 'idle greeting') for @b;
+			send_all($_, "a1 LOGIN bench secret\r\n") for @b;
+			read_until($_, qr/^a1 OK[^\n]*\n/m, 'idle login') for @b;
+			push @held, @b;
+		}
 	}
 	my ($rss, $pss) = settle_mem($pids);
-	record_metric('idle pre-auth, RSS/conn', 'B', 'lower', $p->{name}, ($rss - $rss0) / $k);
-	record_metric('idle pre-auth, PSS/conn', 'B', 'lower', $p->{name}, ($pss - $pss0) / $k);
+	my $label = $state eq 'preauth' ? 'idle pre-auth' : 'idle proxied';
+	record_metric("$label, RSS/conn", 'B', 'lower', $name, ($rss - $rss0) / $k);
+	record_metric("$label, PSS/conn", 'B', 'lower', $name, ($pss - $pss0) / $k);
 	close $_ for @held;
 	@held = ();
-	sleep 0.5;
-
-	# (b) proxied: logged in, relaying nothing; batches keep the listen
-	# queue short and overlap the logins' latency.
-	my ($rss1, $pss1) = settle_mem($pids);
-	my $batch = 100;
-	for (my $i = 0; $i < $k; $i += $batch) {
-		my $n = $k - $i < $batch ? $k - $i : $batch;
-		my @b = map { connect_to($p->{ports}{imap}) } 1 .. $n;
-		read_until($_, qr/\r\n/, 'idle greeting') for @b;
-		send_all($_, "a1 LOGIN bench secret\r\n") for @b;
-		read_until($_, qr/^a1 OK[^\n]*\n/m, 'idle login') for @b;
-		push @held, @b;
+	if ($state eq 'proxied') {
+		sleep 1;
+		($rss) = settle_mem($pids);
+		record_metric("worker RSS after closing all", 'KiB', 'lower', $name, $rss / 1024);
 	}
-	($rss, $pss) = settle_mem($pids);
-	record_metric('idle proxied, RSS/conn', 'B', 'lower', $p->{name}, ($rss - $rss1) / $k);
-	record_metric('idle proxied, PSS/conn', 'B', 'lower', $p->{name}, ($pss - $pss1) / $k);
-	close $_ for @held;
-	@held = ();
-	sleep 1;
-	($rss, $pss) = settle_mem($pids);
-	record_metric('worker RSS after closing all', 'KiB', 'lower', $p->{name}, $rss / 1024);
+	stop_proxy($p);
 }
 
 sub bench_tls_memory ($name, $bin) {
 	my $label = 'idle TLS pre-auth, RSS/conn';
 	my $na = sub ($why) {
+		record_metric("TLS connect..greeting, median", "ms", "lower", $name, "n/a");
 		record_metric($label, 'B', 'lower', $name, "n/a");
 		print STDERR "  $name TLS: n/a ($why)\n";
 	};
 	return $na->('no openssl to make a certificate') unless $have_cert;
 	return $na->('IO::Socket::SSL missing') unless eval { require IO::Socket::SSL; 1 };
-	my ($p, $why) = start_proxy($name, $bin, 1);
+	my ($p, $why) = start_proxy($name, $bin, 1, "$name-tls");
 	return $na->($why) unless $p;
 	my $ok = eval {
 		my $port = $p->{ports}{tls};
@@ -705,10 +738,17 @@ sub bench_tls_memory ($name, $bin) {
 		};
 		for (1 .. 20) { my $s = $one->(); close $s }
 		my ($rss0, $pss0) = settle_mem($p->{workers});
-		my @held = map { $one->() } 1 .. $opt{conns};
+		my (@held, @lat);
+		for (1 .. $opt{tls_conns}) {
+			my $t0 = time;
+			push @held, $one->();
+			push @lat, (time - $t0) * 1000;
+		}
+		record_metric("TLS connect..greeting, median", "ms", "lower", $name, median(@lat));
+
 		my ($rss, $pss) = settle_mem($p->{workers});
-		record_metric($label, 'B', 'lower', $name, ($rss - $rss0) / $opt{conns});
-		record_metric('idle TLS pre-auth, PSS/conn', 'B', 'lower', $name, ($pss - $pss0) / $opt{conns});
+		record_metric($label, 'B', 'lower', $name, ($rss - $rss0) / $opt{tls_conns});
+		record_metric('idle TLS pre-auth, PSS/conn', 'B', 'lower', $name, ($pss - $pss0) / $opt{tls_conns});
 		close $_ for @held;
 		1;
 	};
@@ -728,7 +768,12 @@ my $t_start = time;
 my @targets = (['nginx', $opt{nginx}], ['postern', $opt{postern}]);
 my %ver = map { $_->[0] => version_of($_->[1]) } @targets;
 
-sub phase ($msg) { printf STDERR "[%5.1fs] %s\n", time - $t_start, $msg }
+sub phase ($msg) {
+	printf STDERR "[%5.1fs] %s\n", time - $t_start, $msg;
+	# a stuck phase fails the run instead of hanging it
+	$SIG{ALRM} = sub { die "timed out: $msg\n" };
+	alarm 600;
+}
 
 # Baseline: the backend alone (no proxy in between).
 phase('backend alone: latency');
@@ -738,19 +783,20 @@ bench_relay('backend', $port{imap}, []);
 
 for my $t (@targets) {
 	my ($name, $bin) = @$t;
-	my ($p, $why) = start_proxy($name, $bin, 0);
+	my ($p, $why) = start_proxy($name, $bin, 0, $name);
 	die "$name refused its config: $why\n" unless $p;
 	phase("$name: latency");
 	bench_latency($name, $p->{ports}{imap}, $p->{ports}{pop3});
 	phase("$name: relay");
 	bench_relay($name, $p->{ports}{imap}, $p->{workers});
 	phase("$name: idle memory ($opt{conns} connections)");
-	bench_memory($p);
 	stop_proxy($p);
+	bench_memory($name, $bin, $_) for qw(preauth proxied);
 	phase("$name: idle TLS memory");
 	bench_tls_memory($name, $bin);
 }
-phase('done');
+alarm 0;
+phase("done");
 cleanup();
 
 ###########################################################################
