@@ -4,6 +4,7 @@
 #   make run          build, then run a quickstart mail proxy in the foreground
 #   make test         install test prerequisites, cargo build/test, prove t/
 #   make install      binary, systemd unit, default config, man page
+#   make bench        benchmarks side by side with stock nginx (BENCH_ARGS=--quick)
 #   make lint         cargo fmt --check and clippy with warnings denied
 #   make fuzz         every fuzz target for FUZZ_SECONDS each
 #
@@ -43,6 +44,8 @@ export POSTERN_LOCK_PATH      = $(LOCK_PATH)
 BUILD_PACKAGES = gcc libc6-dev pkg-config libssl-dev libc-ares-dev
 # The quickstart's backend: Dovecot for IMAP and POP3, and curl to try it.
 RUN_PACKAGES   = dovecot-imapd dovecot-pop3d curl perl
+# Stock nginx with its mail module, the reference `make bench` compares with.
+BENCH_PACKAGES = nginx-light libnginx-mod-mail perl libio-socket-ssl-perl openssl
 TEST_PACKAGES  = $(BUILD_PACKAGES) openssl perl procps \
                  libio-socket-ssl-perl libnet-ssleay-perl \
                  softhsm2 libengine-pkcs11-openssl opensc
@@ -50,7 +53,7 @@ TEST_PACKAGES  = $(BUILD_PACKAGES) openssl perl procps \
 RUN_DIR        = $(CURDIR)/target/quickstart
 SUDO           = $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: all build build-deps run run-deps test test-deps install lint fuzz clean
+.PHONY: all build build-deps run run-deps bench test test-deps install lint fuzz clean
 
 all: build
 
@@ -59,6 +62,10 @@ build: build-deps
 
 run: build run-deps
 	docs/quickstart/run.sh $(CURDIR)/target/release/postern $(RUN_DIR)
+
+bench: build
+	$(call apt_install,$(BENCH_PACKAGES))
+	perl t/bench/bench.pl $(BENCH_ARGS)
 
 run-deps:
 	$(call apt_install,$(RUN_PACKAGES))
