@@ -32,6 +32,7 @@ use super::auth_http::{
     self, AuthHttpResponse, AuthRequest, Outcome as AuthOutcome, Progress, ProxyProtocolAddrs,
     SslInfo,
 };
+use super::bufpool::{self, PoolBuf};
 use super::caps::Replies;
 use super::front::{internal_server_error, AuthMethod, FrontConf, Notes, Shared, Step};
 use super::imap::Imap;
@@ -429,7 +430,7 @@ struct BackendStage {
     sock: TcpStream,
     login: Login,
     /// The backend-to-client buffer (`proxy_buffer`).
-    buf: Box<[u8]>,
+    buf: PoolBuf,
     filled: usize,
     /// PROXY protocol header still to send.
     header: Option<Vec<u8>>,
@@ -643,7 +644,7 @@ impl Session {
             local_sock: local,
             sh: Shared::default(),
             login_attempt: 0,
-            out: Vec::with_capacity(512),
+            out: Vec::new(),
             out_pos: 0,
             quit: false,
             action: "sending client greeting line",
@@ -1133,6 +1134,9 @@ impl Session {
             if self.quit {
                 return self.finish(ctx);
             }
+            if self.out.capacity() == 0 {
+                self.out = bufpool::with(|p| p.take_reply());
+            }
             let stage = std::mem::replace(&mut self.stage, Stage::Closed);
             let (stage, progressed) = match stage {
                 Stage::ProxyProtocol(pp) => self.proxy_protocol(ctx, pp),
@@ -1157,8 +1161,40 @@ impl Session {
                 continue;
             }
             if !progressed && self.out.is_empty() {
+                self.release_idle_buffers();
                 return Next::Continue;
             }
+        }
+    }
+
+    /// The session waits for its peers with nothing to send: give the
+    /// reply vector back to the pool, and the client buffer if it holds
+    /// no bytes (the relay gives its buffers back itself).
+    fn release_idle_buffers(&mut self) {
+        if self.out.capacity() != 0 {
+            bufpool::give_reply(std::mem::take(&mut self.out));
+        }
+        match &mut self.stage {
+            Stage::ProxyProtocol(pp) => pp.front.input().release_if_empty(),
+            Stage::StartTls(front)
+            | Stage::SmtpDelay(front)
+            | Stage::Commands(front)
+            | Stage::AuthSleep(front, _) => front.input().release_if_empty(),
+            Stage::Handshake(hs) => hs.front.input().release_if_empty(),
+            Stage::Resolving(r) => r.front.input().release_if_empty(),
+            Stage::AuthHttp(a) => a.front.input().release_if_empty(),
+            Stage::Backend(b) => b.front.input().release_if_empty(),
+            Stage::Relay(_) | Stage::ShuttingDown | Stage::Closed => {}
+        }
+    }
+
+    /// Whether the session holds a client buffer or a relay buffer now.
+    #[cfg(test)]
+    fn holds_buffers(&mut self) -> bool {
+        match &mut self.stage {
+            Stage::Commands(front) => front.input().buf.is_held(),
+            Stage::Relay(r) => r.relay.up.holds_buffer() || r.relay.down.holds_buffer(),
+            _ => false,
         }
     }
 
@@ -1500,7 +1536,7 @@ impl Session {
             front,
             sock,
             login,
-            buf: vec![0u8; conf.proxy.buffer_size.max(1)].into_boxed_slice(),
+            buf: PoolBuf::new(conf.proxy.buffer_size),
             filled: 0,
             header,
             readable: true,
@@ -1557,7 +1593,7 @@ impl Session {
             }
             self.action = "reading response from upstream";
             let filled = b.filled;
-            match b.sock.read_some(&mut b.buf[filled..]) {
+            match b.sock.read_some(&mut b.buf.get()[filled..]) {
                 Ok(IoStatus::Done(n)) => b.filled += n,
                 Ok(IoStatus::WouldBlock) => {
                     b.readable = false;
@@ -1855,6 +1891,14 @@ impl Handler for Session {
         let _ = ctx.deregister(&mut self.client);
         self.release_peers(ctx);
         self.stage = Stage::Closed;
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if self.out.capacity() != 0 {
+            bufpool::give_reply(std::mem::take(&mut self.out));
+        }
     }
 }
 
