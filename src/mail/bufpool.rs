@@ -104,6 +104,11 @@ impl Pool {
             .map_or(0, |c| c.free.len())
     }
 
+    /// Reply vectors handed out and not given back.
+    pub fn replies_in_use(&self) -> usize {
+        self.replies_in_use
+    }
+
     /// Buffers of `size` bytes handed out and not given back.
     pub fn in_use(&self, size: usize) -> usize {
         self.classes

@@ -1188,16 +1188,6 @@ impl Session {
         }
     }
 
-    /// Whether the session holds a client buffer or a relay buffer now.
-    #[cfg(test)]
-    fn holds_buffers(&mut self) -> bool {
-        match &mut self.stage {
-            Stage::Commands(front) => front.input().buf.is_held(),
-            Stage::Relay(r) => r.relay.up.holds_buffer() || r.relay.down.holds_buffer(),
-            _ => false,
-        }
-    }
-
     /// Read once from the client into the front end's buffer. `Err` when
     /// the session must close.
     fn read_client(&mut self, front: &mut Front) -> Result<bool, ()> {
@@ -2626,6 +2616,121 @@ mod tests {
         assert_eq!(backend.join().unwrap(), SIZE);
         auth.join().unwrap();
         assert!(log_text(&srv).contains("proxied session done"));
+    }
+
+    /// Reports, in the loop's thread, the pooled buffers in use (POP3
+    /// client buffers, `proxy_buffer`s, reply vectors) each time the test
+    /// thread writes `?` to the pipe; stops the loop on `q`.
+    struct Probe(
+        std::os::unix::net::UnixStream,
+        std::sync::mpsc::Sender<(usize, usize, usize)>,
+    );
+
+    impl Control for Probe {
+        fn fds(&self) -> Vec<RawFd> {
+            use std::os::fd::AsRawFd;
+            vec![self.0.as_raw_fd()]
+        }
+        fn poll(&mut self) -> Vec<Command> {
+            let mut b = [0u8; 1];
+            match self.0.read(&mut b) {
+                Ok(1) if b[0] == b'?' => {
+                    let counts = bufpool::with(|p| {
+                        (
+                            p.in_use(crate::mail::parse::pop3::POP3_BUFFER_SIZE),
+                            p.in_use(4096),
+                            p.replies_in_use(),
+                        )
+                    });
+                    let _ = self.1.send(counts);
+                    Vec::new()
+                }
+                _ => vec![Command::Terminate],
+            }
+        }
+    }
+
+    /// An idle session holds no pooled buffer, before login and while
+    /// proxying, and buffers in use go back as soon as data has moved.
+    #[test]
+    fn idle_sessions_hold_no_buffers() {
+        let (auth_l, auth_port) = listener();
+        let (backend_l, backend_port) = listener();
+        let srv = server(
+            &format!("auth_http 127.0.0.1:{auth_port}/a;"),
+            "protocol pop3;",
+            false,
+        );
+        let reply: &'static str = Box::leak(
+            format!(
+                "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.0.1\r\nAuth-Port: {backend_port}\r\n\r\n"
+            )
+            .into_boxed_str(),
+        );
+        let auth = auth_once(auth_l, reply);
+        let backend = std::thread::spawn(move || {
+            let (c, _) = backend_l.accept().unwrap();
+            let mut w = c.try_clone().unwrap();
+            let mut r = BufReader::new(c);
+            w.write_all(b"+OK backend\r\n").unwrap();
+            for reply in ["+OK u\r\n", "+OK p\r\n", "+OK noop\r\n"] {
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                w.write_all(reply.as_bytes()).unwrap();
+            }
+            let mut rest = Vec::new();
+            let _ = r.read_to_end(&mut rest);
+        });
+        let (l, port) = listener();
+        l.set_nonblocking(true).unwrap();
+        let mut lp = EventLoop::new(
+            vec![Listening {
+                sock: ListenSock::Tcp(mio::net::TcpListener::from_std(l)),
+                addr_text: "test".into(),
+                id: 0,
+            }],
+            Box::new(TestAcceptor(srv)),
+            crate::event::Settings {
+                worker_connections: 16,
+                multi_accept: false,
+                timer_resolution: None,
+                shutdown_timeout: None,
+                debug_connection: Vec::new(),
+                reserved: 0,
+            },
+            Box::new(|| 1),
+        )
+        .unwrap();
+        let (probe_a, probe_b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let client = std::thread::spawn(move || {
+            let mut probe = probe_a;
+            let mut ask = || {
+                probe.write_all(b"?").unwrap();
+                rx.recv().unwrap()
+            };
+            let (mut w, mut r) = connect(port);
+            let mut seen = Vec::new();
+            assert!(line(&mut r).starts_with("+OK"));
+            seen.push(ask());
+            w.write_all(b"USER u\r\n").unwrap();
+            assert!(line(&mut r).starts_with("+OK"));
+            seen.push(ask());
+            w.write_all(b"PASS p\r\n").unwrap();
+            assert_eq!(line(&mut r), "+OK p\r\n");
+            seen.push(ask());
+            w.write_all(b"NOOP\r\n").unwrap();
+            assert_eq!(line(&mut r), "+OK noop\r\n");
+            seen.push(ask());
+            drop(w);
+            probe.write_all(b"q").unwrap();
+            seen
+        });
+        lp.run(&mut Probe(probe_b, tx)).unwrap();
+        let seen = client.join().unwrap();
+        assert_eq!(seen, vec![(0, 0, 0); 4]);
+        auth.join().unwrap();
+        backend.join().unwrap();
     }
 
     /// Quits the loop gracefully when the test thread writes to the pipe.
