@@ -370,10 +370,11 @@ impl Front {
 
 /// Reading the PROXY protocol header: each readiness peeks at what has
 /// arrived (up to nginx's 4096 bytes) and judges it whole; only the header
-/// is taken from the socket, the rest is the protocol's.
+/// is taken from the socket, the rest is the protocol's. Every peek sees
+/// all that has arrived, so the buffer goes back to the pool in between.
 struct ProxyProtocolStage {
     front: Front,
-    buf: Box<[u8]>,
+    buf: PoolBuf,
 }
 
 /// The addresses of a PROXY protocol header, for auth_http's
@@ -668,7 +669,7 @@ impl Session {
             s.set_timer(ctx, t, Timer::Client);
             s.stage = Stage::ProxyProtocol(Box::new(ProxyProtocolStage {
                 front,
-                buf: vec![0u8; proxy_protocol::MAX_HEADER].into_boxed_slice(),
+                buf: PoolBuf::new(proxy_protocol::MAX_HEADER),
             }));
         } else {
             s.stage = s.after_accept(ctx, front);
@@ -786,7 +787,7 @@ impl Session {
         if !self.client_readable && !self.client_read_closed {
             return (Stage::ProxyProtocol(pp), false);
         }
-        let n = match self.client.peek(&mut pp.buf) {
+        let n = match self.client.peek(pp.buf.get()) {
             Ok(IoStatus::Done(n)) => n,
             Ok(IoStatus::Closed) => 0,
             Ok(IoStatus::WouldBlock) => {
@@ -833,7 +834,7 @@ impl Session {
             return (Stage::ProxyProtocol(pp), false);
         };
         // Take exactly the header; the protocol reads what follows.
-        match self.client.read(&mut pp.buf[..consumed]) {
+        match self.client.read(&mut pp.buf.get()[..consumed]) {
             Ok(IoStatus::Done(got)) if got == consumed => {}
             _ => return (Stage::Closed, false),
         }
@@ -1175,7 +1176,10 @@ impl Session {
             bufpool::give_reply(std::mem::take(&mut self.out));
         }
         match &mut self.stage {
-            Stage::ProxyProtocol(pp) => pp.front.input().release_if_empty(),
+            Stage::ProxyProtocol(pp) => {
+                pp.buf.release();
+                pp.front.input().release_if_empty();
+            }
             Stage::StartTls(front)
             | Stage::SmtpDelay(front)
             | Stage::Commands(front)
