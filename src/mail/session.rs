@@ -317,12 +317,13 @@ impl Io for BackendIo<'_> {
     }
 }
 
-/// The protocol front end.
+/// The protocol front end (boxed: the stages move it around, and it is
+/// gone once the session relays).
 #[derive(Debug)]
 enum Front {
-    Imap(Imap),
-    Pop3(Pop3),
-    Smtp(Smtp),
+    Imap(Box<Imap>),
+    Pop3(Box<Pop3>),
+    Smtp(Box<Smtp>),
 }
 
 impl Front {
@@ -625,9 +626,9 @@ impl Session {
         }
         let conf = &srv.conf;
         let front = match conf.protocol {
-            Protocol::Imap => Front::Imap(Imap::new(conf.imap.client_buffer)),
-            Protocol::Pop3 => Front::Pop3(Pop3::new()),
-            Protocol::Smtp => Front::Smtp(Smtp::new(conf.smtp.client_buffer)),
+            Protocol::Imap => Front::Imap(Box::new(Imap::new(conf.imap.client_buffer))),
+            Protocol::Pop3 => Front::Pop3(Box::new(Pop3::new())),
+            Protocol::Smtp => Front::Smtp(Box::new(Smtp::new(conf.smtp.client_buffer))),
         };
         let mut s = Session {
             number: ctx.number,
