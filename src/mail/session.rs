@@ -627,7 +627,7 @@ impl Session {
         let conf = &srv.conf;
         let front = match conf.protocol {
             Protocol::Imap => Front::Imap(Box::new(Imap::new(conf.imap.client_buffer))),
-            Protocol::Pop3 => Front::Pop3(Box::new(Pop3::new())),
+            Protocol::Pop3 => Front::Pop3(Box::default()),
             Protocol::Smtp => Front::Smtp(Box::new(Smtp::new(conf.smtp.client_buffer))),
         };
         let mut s = Session {
