@@ -517,15 +517,15 @@ pub struct Session {
     /// The client: the peer, or the PROXY header's source after realip.
     peer: Peer,
     /// The PROXY protocol header's addresses, when one came with them.
-    proxy_info: Option<ProxyInfo>,
+    proxy_info: Option<Box<ProxyInfo>>,
     /// The client address as logged and sent (`127.0.0.1`, `::1`, `unix:`).
     client_addr: String,
     client_ipv6: bool,
     /// Client host for Client-Host / XCLIENT NAME (SMTP): nginx's
     /// `s->host`, set when the session starts its protocol.
     client_host: Vec<u8>,
-    /// Socket addresses for a PROXY protocol header to the backend.
-    client_sock: Option<SocketAddr>,
+    /// The local socket address for a PROXY protocol header to the
+    /// backend (the client's is `peer`).
     local_sock: Option<SocketAddr>,
     sh: Shared,
     login_attempt: u64,
@@ -642,7 +642,6 @@ impl Session {
             client_addr: String::new(),
             client_ipv6: false,
             client_host: Vec::new(),
-            client_sock: None,
             local_sock: local,
             sh: Shared::default(),
             login_attempt: 0,
@@ -683,9 +682,9 @@ impl Session {
 
     /// The client is `peer` from now on (at accept, or by realip).
     fn set_client(&mut self, peer: Peer) {
-        (self.client_addr, self.client_ipv6, self.client_sock) = match &peer {
-            Peer::Inet(a) => (a.ip().to_string(), a.is_ipv6(), Some(*a)),
-            Peer::Unix => ("unix:".to_string(), false, None),
+        (self.client_addr, self.client_ipv6) = match &peer {
+            Peer::Inet(a) => (a.ip().to_string(), a.is_ipv6()),
+            Peer::Unix => ("unix:".to_string(), false),
         };
         self.peer = peer;
     }
@@ -839,7 +838,7 @@ impl Session {
             Ok(IoStatus::Done(got)) if got == consumed => {}
             _ => return (Stage::Closed, false),
         }
-        self.proxy_info = info;
+        self.proxy_info = info.map(Box::new);
         if let Some(addr) = real {
             self.set_client(Peer::Inet(addr));
         }
@@ -1545,7 +1544,10 @@ impl Session {
             Some(a) => Endpoint::Inet(a),
             None => Endpoint::Unix(b""),
         };
-        let client = endpoint(self.client_sock);
+        let client = endpoint(match self.peer {
+            Peer::Inet(a) => Some(a),
+            Peer::Unix => None,
+        });
         let local = endpoint(self.local_sock);
         let mut buf = [0u8; proxy_protocol::MAX_HEADER];
         let n = match self.srv.conf.proxy.proxy_protocol {
@@ -2653,6 +2655,15 @@ mod tests {
                 _ => vec![Command::Terminate],
             }
         }
+    }
+
+    /// Every idle connection carries a session: rarely used data is boxed
+    /// (the front end, the stages, PROXY protocol addresses) to keep it
+    /// small.
+    #[test]
+    fn session_stays_compact() {
+        assert!(std::mem::size_of::<Stage>() <= 48);
+        assert!(std::mem::size_of::<Session>() <= 512);
     }
 
     /// An idle session holds no pooled buffer, before login and while
