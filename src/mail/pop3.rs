@@ -318,7 +318,7 @@ mod tests {
                 Step::NeedInput,
             ),
             (
-                b"XXXX\r\n",
+                b"ZZZZ\r\n",
                 "-ERR invalid command\r\n".into(),
                 Step::NeedInput,
             ),
