@@ -114,6 +114,10 @@ pid $dir/server.pid;
 error_log $dir/error.log crit;
 events { worker_connections 20000; }
 mail {
+    # Opening k connections can take longer than the default 60s (stock
+    # nginx delays each TLS greeting by a delayed ACK): idle sessions
+    # must not time out before they are counted.
+    timeout 1h;
     auth_http 127.0.0.1:$p_auth/auth;
     ssl_certificate $dir/cert.pem;
     ssl_certificate_key $dir/key.pem;
