@@ -9,6 +9,7 @@
 //! is handled only once the reply has been written (the session calls
 //! `step` again then).
 
+use super::bufpool::PoolBuf;
 use super::caps::Replies;
 use super::sasl::{self, Credentials, Mechanism, SaslError};
 use crate::conf::{AuthMethods, StartTls};
@@ -101,29 +102,38 @@ pub trait Notes {
     fn info_enabled(&self) -> bool;
 }
 
-/// The fixed client buffer and its fill level.
+/// The client buffer and its fill level. The buffer comes from the
+/// worker's pool when the session reads and goes back once it is empty
+/// ([`ClientBuffer::release_if_empty`]), so a session waiting for its next
+/// command holds none.
 #[derive(Debug)]
 pub struct ClientBuffer {
-    pub buf: Box<[u8]>,
+    pub buf: PoolBuf,
     pub filled: usize,
 }
 
 impl ClientBuffer {
     pub fn new(size: usize) -> ClientBuffer {
         ClientBuffer {
-            buf: vec![0; size.max(1)].into_boxed_slice(),
+            buf: PoolBuf::new(size),
             filled: 0,
         }
     }
     /// Room for the next read (empty when the buffer is full).
     pub fn space(&mut self) -> &mut [u8] {
-        &mut self.buf[self.filled..]
+        &mut self.buf.get()[self.filled..]
     }
     pub fn received(&mut self, n: usize) {
-        self.filled = (self.filled + n).min(self.buf.len());
+        self.filled = (self.filled + n).min(self.buf.capacity());
     }
     pub fn capacity(&self) -> usize {
-        self.buf.len()
+        self.buf.capacity()
+    }
+    /// Give the buffer back to the pool when it holds no bytes.
+    pub fn release_if_empty(&mut self) {
+        if self.filled == 0 {
+            self.buf.release();
+        }
     }
 }
 

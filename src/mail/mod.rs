@@ -13,6 +13,7 @@
 //! the quirks are listed in the docs of the item that reproduces them.
 
 pub mod auth_http;
+pub mod bufpool;
 pub mod caps;
 pub mod front;
 pub mod imap;

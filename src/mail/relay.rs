@@ -4,18 +4,23 @@
 //! read only while its buffer has room, so a peer that cannot take more
 //! stops the reading of the other side.
 //!
+//! A direction holds its buffer only while bytes wait in it or its source
+//! is being read: once it is empty and the source would block, the buffer
+//! goes back to the worker's pool (an idle proxied session holds none).
+//!
 //! The session ends when a side has reached end of file and everything it
 //! sent was delivered, or when both sides are at end of file (nginx does
 //! not half-close). A read error counts as end of file (and is logged); a
 //! write error ends the session at once.
 
+use super::bufpool::PoolBuf;
 use crate::event::{Io, IoStatus};
 use std::io;
 
 /// One direction: bytes read from a source wait in `buf[pos..last]`.
 #[derive(Debug)]
 pub struct Pipe {
-    buf: Box<[u8]>,
+    buf: PoolBuf,
     pos: usize,
     last: usize,
     /// The source reached end of file (or failed).
@@ -23,7 +28,7 @@ pub struct Pipe {
 }
 
 impl Pipe {
-    pub fn new(buf: Box<[u8]>, pos: usize, last: usize) -> Pipe {
+    pub fn new(buf: PoolBuf, pos: usize, last: usize) -> Pipe {
         Pipe {
             buf,
             pos,
@@ -33,6 +38,10 @@ impl Pipe {
     }
     pub fn is_empty(&self) -> bool {
         self.pos == self.last
+    }
+    /// Whether the direction holds a buffer now.
+    pub fn holds_buffer(&self) -> bool {
+        self.buf.is_held()
     }
 }
 
@@ -102,8 +111,8 @@ fn pump(
                 }
             }
         }
-        if pipe.last < pipe.buf.len() && src_ready.readable && !pipe.eof {
-            match src.read(&mut pipe.buf[pipe.last..]) {
+        if pipe.last < pipe.buf.capacity() && src_ready.readable && !pipe.eof {
+            match src.read(&mut pipe.buf.get()[pipe.last..]) {
                 Ok(IoStatus::Done(n)) => {
                     pipe.last += n;
                     continue;
@@ -119,6 +128,12 @@ fn pump(
             // The buffer is full (or the source is done) and the peer can
             // still take more.
             continue;
+        }
+        if pipe.is_empty() {
+            // Nothing to move until the source is readable again.
+            pipe.pos = 0;
+            pipe.last = 0;
+            pipe.buf.release();
         }
         return Ok(read_error);
     }
@@ -229,12 +244,71 @@ mod tests {
     }
 
     fn relay(size: usize, greeting: &[u8]) -> Relay {
-        let mut down = vec![0u8; size];
-        down[..greeting.len()].copy_from_slice(greeting);
+        let mut down = PoolBuf::new(size);
+        down.get()[..greeting.len()].copy_from_slice(greeting);
         Relay::new(
-            Pipe::new(vec![0u8; size].into_boxed_slice(), 0, 0),
-            Pipe::new(down.into_boxed_slice(), 0, greeting.len()),
+            Pipe::new(PoolBuf::new(size), 0, 0),
+            Pipe::new(down, 0, greeting.len()),
         )
+    }
+
+    #[test]
+    fn idle_directions_hold_no_buffer() {
+        let mut r = relay(64, b"+OK hi\r\n");
+        let mut client = Fake {
+            input: VecDeque::from(vec![b"NOOP\r\n".to_vec()]),
+            room: 1000,
+            ..Fake::default()
+        };
+        let mut backend = Fake {
+            room: 1000,
+            ..Fake::default()
+        };
+        let o = r.run(&mut client, &mut backend, &mut |_| {});
+        assert!(matches!(o, Outcome::Continue));
+        assert_eq!(client.written, b"+OK hi\r\n");
+        assert_eq!(backend.written, b"NOOP\r\n");
+        assert!(!r.up.holds_buffer());
+        assert!(!r.down.holds_buffer());
+        // A direction whose peer cannot take the bytes keeps them.
+        backend.input.push_back(b"+OK\r\n".to_vec());
+        client.room = 2;
+        r.backend.readable = true;
+        let o = r.run(&mut client, &mut backend, &mut |_| {});
+        assert!(matches!(o, Outcome::Continue));
+        assert!(r.down.holds_buffer());
+        assert!(!r.up.holds_buffer());
+        client.room = 100;
+        r.client.writable = true;
+        r.run(&mut client, &mut backend, &mut |_| {});
+        assert_eq!(client.written, b"+OK hi\r\n+OK\r\n");
+        assert!(!r.down.holds_buffer());
+    }
+
+    #[test]
+    fn steady_relaying_reuses_pooled_buffers() {
+        let mut r = relay(32, b"");
+        let mut client = Fake {
+            room: 1 << 20,
+            ..Fake::default()
+        };
+        let mut backend = Fake {
+            room: 1 << 20,
+            ..Fake::default()
+        };
+        let mut seen = None;
+        for i in 0..100 {
+            client
+                .input
+                .push_back(format!("a{i} NOOP\r\n").into_bytes());
+            r.client.readable = true;
+            r.run(&mut client, &mut backend, &mut |_| {});
+            assert!(!r.up.holds_buffer());
+            // The same buffer goes round: the free list neither grows nor
+            // shrinks.
+            let free = crate::mail::bufpool::with(|p| p.free_count(32));
+            assert_eq!(*seen.get_or_insert(free), free);
+        }
     }
 
     #[test]

@@ -32,6 +32,7 @@ use super::auth_http::{
     self, AuthHttpResponse, AuthRequest, Outcome as AuthOutcome, Progress, ProxyProtocolAddrs,
     SslInfo,
 };
+use super::bufpool::{self, PoolBuf};
 use super::caps::Replies;
 use super::front::{internal_server_error, AuthMethod, FrontConf, Notes, Shared, Step};
 use super::imap::Imap;
@@ -316,12 +317,13 @@ impl Io for BackendIo<'_> {
     }
 }
 
-/// The protocol front end.
+/// The protocol front end (boxed: the stages move it around, and it is
+/// gone once the session relays).
 #[derive(Debug)]
 enum Front {
-    Imap(Imap),
-    Pop3(Pop3),
-    Smtp(Smtp),
+    Imap(Box<Imap>),
+    Pop3(Box<Pop3>),
+    Smtp(Box<Smtp>),
 }
 
 impl Front {
@@ -369,10 +371,11 @@ impl Front {
 
 /// Reading the PROXY protocol header: each readiness peeks at what has
 /// arrived (up to nginx's 4096 bytes) and judges it whole; only the header
-/// is taken from the socket, the rest is the protocol's.
+/// is taken from the socket, the rest is the protocol's. Every peek sees
+/// all that has arrived, so the buffer goes back to the pool in between.
 struct ProxyProtocolStage {
     front: Front,
-    buf: Box<[u8]>,
+    buf: PoolBuf,
 }
 
 /// The addresses of a PROXY protocol header, for auth_http's
@@ -429,7 +432,7 @@ struct BackendStage {
     sock: TcpStream,
     login: Login,
     /// The backend-to-client buffer (`proxy_buffer`).
-    buf: Box<[u8]>,
+    buf: PoolBuf,
     filled: usize,
     /// PROXY protocol header still to send.
     header: Option<Vec<u8>>,
@@ -514,15 +517,15 @@ pub struct Session {
     /// The client: the peer, or the PROXY header's source after realip.
     peer: Peer,
     /// The PROXY protocol header's addresses, when one came with them.
-    proxy_info: Option<ProxyInfo>,
+    proxy_info: Option<Box<ProxyInfo>>,
     /// The client address as logged and sent (`127.0.0.1`, `::1`, `unix:`).
     client_addr: String,
     client_ipv6: bool,
     /// Client host for Client-Host / XCLIENT NAME (SMTP): nginx's
     /// `s->host`, set when the session starts its protocol.
     client_host: Vec<u8>,
-    /// Socket addresses for a PROXY protocol header to the backend.
-    client_sock: Option<SocketAddr>,
+    /// The local socket address for a PROXY protocol header to the
+    /// backend (the client's is `peer`).
     local_sock: Option<SocketAddr>,
     sh: Shared,
     login_attempt: u64,
@@ -623,9 +626,9 @@ impl Session {
         }
         let conf = &srv.conf;
         let front = match conf.protocol {
-            Protocol::Imap => Front::Imap(Imap::new(conf.imap.client_buffer)),
-            Protocol::Pop3 => Front::Pop3(Pop3::new()),
-            Protocol::Smtp => Front::Smtp(Smtp::new(conf.smtp.client_buffer)),
+            Protocol::Imap => Front::Imap(Box::new(Imap::new(conf.imap.client_buffer))),
+            Protocol::Pop3 => Front::Pop3(Box::default()),
+            Protocol::Smtp => Front::Smtp(Box::new(Smtp::new(conf.smtp.client_buffer))),
         };
         let mut s = Session {
             number: ctx.number,
@@ -639,11 +642,10 @@ impl Session {
             client_addr: String::new(),
             client_ipv6: false,
             client_host: Vec::new(),
-            client_sock: None,
             local_sock: local,
             sh: Shared::default(),
             login_attempt: 0,
-            out: Vec::with_capacity(512),
+            out: Vec::new(),
             out_pos: 0,
             quit: false,
             action: "sending client greeting line",
@@ -667,7 +669,7 @@ impl Session {
             s.set_timer(ctx, t, Timer::Client);
             s.stage = Stage::ProxyProtocol(Box::new(ProxyProtocolStage {
                 front,
-                buf: vec![0u8; proxy_protocol::MAX_HEADER].into_boxed_slice(),
+                buf: PoolBuf::new(proxy_protocol::MAX_HEADER),
             }));
         } else {
             s.stage = s.after_accept(ctx, front);
@@ -680,9 +682,9 @@ impl Session {
 
     /// The client is `peer` from now on (at accept, or by realip).
     fn set_client(&mut self, peer: Peer) {
-        (self.client_addr, self.client_ipv6, self.client_sock) = match &peer {
-            Peer::Inet(a) => (a.ip().to_string(), a.is_ipv6(), Some(*a)),
-            Peer::Unix => ("unix:".to_string(), false, None),
+        (self.client_addr, self.client_ipv6) = match &peer {
+            Peer::Inet(a) => (a.ip().to_string(), a.is_ipv6()),
+            Peer::Unix => ("unix:".to_string(), false),
         };
         self.peer = peer;
     }
@@ -785,7 +787,7 @@ impl Session {
         if !self.client_readable && !self.client_read_closed {
             return (Stage::ProxyProtocol(pp), false);
         }
-        let n = match self.client.peek(&mut pp.buf) {
+        let n = match self.client.peek(pp.buf.get()) {
             Ok(IoStatus::Done(n)) => n,
             Ok(IoStatus::Closed) => 0,
             Ok(IoStatus::WouldBlock) => {
@@ -832,11 +834,11 @@ impl Session {
             return (Stage::ProxyProtocol(pp), false);
         };
         // Take exactly the header; the protocol reads what follows.
-        match self.client.read(&mut pp.buf[..consumed]) {
+        match self.client.read(&mut pp.buf.get()[..consumed]) {
             Ok(IoStatus::Done(got)) if got == consumed => {}
             _ => return (Stage::Closed, false),
         }
-        self.proxy_info = info;
+        self.proxy_info = info.map(Box::new);
         if let Some(addr) = real {
             self.set_client(Peer::Inet(addr));
         }
@@ -1133,6 +1135,9 @@ impl Session {
             if self.quit {
                 return self.finish(ctx);
             }
+            if self.out.capacity() == 0 {
+                self.out = bufpool::with(|p| p.take_reply());
+            }
             let stage = std::mem::replace(&mut self.stage, Stage::Closed);
             let (stage, progressed) = match stage {
                 Stage::ProxyProtocol(pp) => self.proxy_protocol(ctx, pp),
@@ -1157,8 +1162,33 @@ impl Session {
                 continue;
             }
             if !progressed && self.out.is_empty() {
+                self.release_idle_buffers();
                 return Next::Continue;
             }
+        }
+    }
+
+    /// The session waits for its peers with nothing to send: give the
+    /// reply vector back to the pool, and the client buffer if it holds
+    /// no bytes (the relay gives its buffers back itself).
+    fn release_idle_buffers(&mut self) {
+        if self.out.capacity() != 0 {
+            bufpool::give_reply(std::mem::take(&mut self.out));
+        }
+        match &mut self.stage {
+            Stage::ProxyProtocol(pp) => {
+                pp.buf.release();
+                pp.front.input().release_if_empty();
+            }
+            Stage::StartTls(front)
+            | Stage::SmtpDelay(front)
+            | Stage::Commands(front)
+            | Stage::AuthSleep(front, _) => front.input().release_if_empty(),
+            Stage::Handshake(hs) => hs.front.input().release_if_empty(),
+            Stage::Resolving(r) => r.front.input().release_if_empty(),
+            Stage::AuthHttp(a) => a.front.input().release_if_empty(),
+            Stage::Backend(b) => b.front.input().release_if_empty(),
+            Stage::Relay(_) | Stage::ShuttingDown | Stage::Closed => {}
         }
     }
 
@@ -1500,7 +1530,7 @@ impl Session {
             front,
             sock,
             login,
-            buf: vec![0u8; conf.proxy.buffer_size.max(1)].into_boxed_slice(),
+            buf: PoolBuf::new(conf.proxy.buffer_size),
             filled: 0,
             header,
             readable: true,
@@ -1514,7 +1544,10 @@ impl Session {
             Some(a) => Endpoint::Inet(a),
             None => Endpoint::Unix(b""),
         };
-        let client = endpoint(self.client_sock);
+        let client = endpoint(match self.peer {
+            Peer::Inet(a) => Some(a),
+            Peer::Unix => None,
+        });
         let local = endpoint(self.local_sock);
         let mut buf = [0u8; proxy_protocol::MAX_HEADER];
         let n = match self.srv.conf.proxy.proxy_protocol {
@@ -1557,7 +1590,7 @@ impl Session {
             }
             self.action = "reading response from upstream";
             let filled = b.filled;
-            match b.sock.read_some(&mut b.buf[filled..]) {
+            match b.sock.read_some(&mut b.buf.get()[filled..]) {
                 Ok(IoStatus::Done(n)) => b.filled += n,
                 Ok(IoStatus::WouldBlock) => {
                     b.readable = false;
@@ -1855,6 +1888,14 @@ impl Handler for Session {
         let _ = ctx.deregister(&mut self.client);
         self.release_peers(ctx);
         self.stage = Stage::Closed;
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if self.out.capacity() != 0 {
+            bufpool::give_reply(std::mem::take(&mut self.out));
+        }
     }
 }
 
@@ -2582,6 +2623,130 @@ mod tests {
         assert_eq!(backend.join().unwrap(), SIZE);
         auth.join().unwrap();
         assert!(log_text(&srv).contains("proxied session done"));
+    }
+
+    /// Reports, in the loop's thread, the pooled buffers in use (POP3
+    /// client buffers, `proxy_buffer`s, reply vectors) each time the test
+    /// thread writes `?` to the pipe; stops the loop on `q`.
+    struct Probe(
+        std::os::unix::net::UnixStream,
+        std::sync::mpsc::Sender<(usize, usize, usize)>,
+    );
+
+    impl Control for Probe {
+        fn fds(&self) -> Vec<RawFd> {
+            use std::os::fd::AsRawFd;
+            vec![self.0.as_raw_fd()]
+        }
+        fn poll(&mut self) -> Vec<Command> {
+            let mut b = [0u8; 1];
+            match self.0.read(&mut b) {
+                Ok(1) if b[0] == b'?' => {
+                    let counts = bufpool::with(|p| {
+                        (
+                            p.in_use(crate::mail::parse::pop3::POP3_BUFFER_SIZE),
+                            p.in_use(4096),
+                            p.replies_in_use(),
+                        )
+                    });
+                    let _ = self.1.send(counts);
+                    Vec::new()
+                }
+                _ => vec![Command::Terminate],
+            }
+        }
+    }
+
+    /// Every idle connection carries a session: rarely used data is boxed
+    /// (the front end, the stages, PROXY protocol addresses) to keep it
+    /// small.
+    #[test]
+    fn session_stays_compact() {
+        assert!(std::mem::size_of::<Stage>() <= 48);
+        assert!(std::mem::size_of::<Session>() <= 512);
+    }
+
+    /// An idle session holds no pooled buffer, before login and while
+    /// proxying, and buffers in use go back as soon as data has moved.
+    #[test]
+    fn idle_sessions_hold_no_buffers() {
+        let (auth_l, auth_port) = listener();
+        let (backend_l, backend_port) = listener();
+        let srv = server(
+            &format!("auth_http 127.0.0.1:{auth_port}/a;"),
+            "protocol pop3;",
+            false,
+        );
+        let reply: &'static str = Box::leak(
+            format!(
+                "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.0.1\r\nAuth-Port: {backend_port}\r\n\r\n"
+            )
+            .into_boxed_str(),
+        );
+        let auth = auth_once(auth_l, reply);
+        let backend = std::thread::spawn(move || {
+            let (c, _) = backend_l.accept().unwrap();
+            let mut w = c.try_clone().unwrap();
+            let mut r = BufReader::new(c);
+            w.write_all(b"+OK backend\r\n").unwrap();
+            for reply in ["+OK u\r\n", "+OK p\r\n", "+OK noop\r\n"] {
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                w.write_all(reply.as_bytes()).unwrap();
+            }
+            let mut rest = Vec::new();
+            let _ = r.read_to_end(&mut rest);
+        });
+        let (l, port) = listener();
+        l.set_nonblocking(true).unwrap();
+        let mut lp = EventLoop::new(
+            vec![Listening {
+                sock: ListenSock::Tcp(mio::net::TcpListener::from_std(l)),
+                addr_text: "test".into(),
+                id: 0,
+            }],
+            Box::new(TestAcceptor(srv)),
+            crate::event::Settings {
+                worker_connections: 16,
+                multi_accept: false,
+                timer_resolution: None,
+                shutdown_timeout: None,
+                debug_connection: Vec::new(),
+                reserved: 0,
+            },
+            Box::new(|| 1),
+        )
+        .unwrap();
+        let (probe_a, probe_b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let client = std::thread::spawn(move || {
+            let mut probe = probe_a;
+            let mut ask = || {
+                probe.write_all(b"?").unwrap();
+                rx.recv().unwrap()
+            };
+            let (mut w, mut r) = connect(port);
+            let mut seen = Vec::new();
+            assert!(line(&mut r).starts_with("+OK"));
+            seen.push(ask());
+            w.write_all(b"USER u\r\n").unwrap();
+            assert!(line(&mut r).starts_with("+OK"));
+            seen.push(ask());
+            w.write_all(b"PASS p\r\n").unwrap();
+            assert_eq!(line(&mut r), "+OK p\r\n");
+            seen.push(ask());
+            w.write_all(b"NOOP\r\n").unwrap();
+            assert_eq!(line(&mut r), "+OK noop\r\n");
+            seen.push(ask());
+            drop(w);
+            probe.write_all(b"q").unwrap();
+            seen
+        });
+        lp.run(&mut Probe(probe_b, tx)).unwrap();
+        let seen = client.join().unwrap();
+        assert_eq!(seen, vec![(0, 0, 0); 4]);
+        auth.join().unwrap();
+        backend.join().unwrap();
     }
 
     /// Quits the loop gracefully when the test thread writes to the pipe.
