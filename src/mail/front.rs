@@ -11,6 +11,7 @@
 
 use super::bufpool::PoolBuf;
 use super::caps::Replies;
+use super::parse::{Invalid, TooLongCommand, TOO_MANY_INVALID_COMMANDS};
 use super::sasl::{self, Credentials, Mechanism, SaslError};
 use crate::conf::{AuthMethods, StartTls};
 use std::fmt;
@@ -100,6 +101,30 @@ pub trait Notes {
     fn info(&mut self, msg: fmt::Arguments<'_>);
     /// Whether info lines are written at all (nginx skips building some).
     fn info_enabled(&self) -> bool;
+}
+
+/// nginx's bookkeeping for a command the parser refused, the same in every
+/// protocol: a too-long command is logged, an invalid one counts towards
+/// `max_errors` (logged when reached); whether the session must close.
+pub fn refused(
+    kind: Invalid,
+    input: &[u8],
+    conf: &FrontConf,
+    sh: &mut Shared,
+    notes: &mut dyn Notes,
+) -> bool {
+    let mut close = kind.closes();
+    if kind == Invalid::TooLong {
+        notes.info(format_args!("{}", TooLongCommand(input)));
+    }
+    if kind.counts_as_error() {
+        sh.errors += 1;
+        if sh.errors >= conf.max_errors {
+            notes.info(format_args!("{TOO_MANY_INVALID_COMMANDS}"));
+            close = true;
+        }
+    }
+    close
 }
 
 /// The client buffer and its fill level. The buffer comes from the

@@ -8,10 +8,11 @@
 //! bare `BAD invalid command` with no tag at all.
 
 use super::front::{
-    continue_sasl, start_sasl, ClientBuffer, FrontConf, Notes, Sasl, SaslState, Shared, Step,
+    continue_sasl, refused, start_sasl, ClientBuffer, FrontConf, Notes, Sasl, SaslState, Shared,
+    Step,
 };
 use super::parse::imap::{ImapCommand, ImapParser, IMAP_LITERAL_CONTINUATION};
-use super::parse::{Invalid, Next, Status, TooLongCommand, TOO_MANY_INVALID_COMMANDS};
+use super::parse::{Next, Status};
 use crate::conf::StartTls;
 
 pub const GREETING: &[u8] = b"* OK IMAP4 ready\r\n";
@@ -90,22 +91,7 @@ impl Imap {
                 return Step::Reply;
             }
             Status::Invalid(kind) => {
-                if kind == Invalid::TooLong {
-                    notes.info(format_args!(
-                        "{}",
-                        TooLongCommand(&self.input.buf[..filled])
-                    ));
-                }
-                if kind.counts_as_error() {
-                    sh.errors += 1;
-                    if sh.errors >= conf.max_errors {
-                        notes.info(format_args!("{TOO_MANY_INVALID_COMMANDS}"));
-                        quit = true;
-                    }
-                }
-                if kind.closes() {
-                    quit = true;
-                }
+                quit = refused(kind, &self.input.buf[..filled], conf, sh, notes);
                 self.sasl = None;
                 Reply::Bad
             }

@@ -4,11 +4,11 @@
 //! [`super::front`].
 
 use super::front::{
-    continue_sasl, ensure_salt, start_sasl, ClientBuffer, FrontConf, Notes, Sasl, SaslState,
-    Shared, Step,
+    continue_sasl, ensure_salt, refused, start_sasl, ClientBuffer, FrontConf, Notes, Sasl,
+    SaslState, Shared, Step,
 };
 use super::parse::pop3::{Pop3Command, Pop3Parser, POP3_BUFFER_SIZE};
-use super::parse::{Invalid, Next, Status, TooLongCommand, TOO_MANY_INVALID_COMMANDS};
+use super::parse::{Next, Status};
 use crate::conf::StartTls;
 
 const OK: &[u8] = b"+OK\r\n";
@@ -85,22 +85,7 @@ impl Pop3 {
             // POP3 has no literals.
             Status::LiteralContinuation => None,
             Status::Invalid(kind) => {
-                if kind == Invalid::TooLong {
-                    notes.info(format_args!(
-                        "{}",
-                        TooLongCommand(&self.input.buf[..filled])
-                    ));
-                }
-                if kind.counts_as_error() {
-                    sh.errors += 1;
-                    if sh.errors >= conf.max_errors {
-                        notes.info(format_args!("{TOO_MANY_INVALID_COMMANDS}"));
-                        quit = true;
-                    }
-                }
-                if kind.closes() {
-                    quit = true;
-                }
+                quit = refused(kind, &self.input.buf[..filled], conf, sh, notes);
                 None
             }
             Status::Complete(command) => {

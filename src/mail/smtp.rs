@@ -10,11 +10,11 @@
 //! lose their line ends.
 
 use super::front::{
-    continue_sasl, start_sasl, AuthMethod, ClientBuffer, FrontConf, Notes, Sasl, SaslState, Shared,
-    Step,
+    continue_sasl, refused, start_sasl, AuthMethod, ClientBuffer, FrontConf, Notes, Sasl,
+    SaslState, Shared, Step,
 };
 use super::parse::smtp::{SmtpCommand, SmtpParser, SMTP_MAX_ARGS};
-use super::parse::{Invalid, Next, Status, TooLongCommand, TOO_MANY_INVALID_COMMANDS};
+use super::parse::{Next, Status};
 use crate::conf::StartTls;
 
 const OK: &[u8] = b"250 2.0.0 OK\r\n";
@@ -109,22 +109,7 @@ impl Smtp {
             Status::Incomplete => return Step::NeedInput,
             Status::LiteralContinuation => None,
             Status::Invalid(kind) => {
-                if kind == Invalid::TooLong {
-                    notes.info(format_args!(
-                        "{}",
-                        TooLongCommand(&self.input.buf[..filled])
-                    ));
-                }
-                if kind.counts_as_error() {
-                    sh.errors += 1;
-                    if sh.errors >= conf.max_errors {
-                        notes.info(format_args!("{TOO_MANY_INVALID_COMMANDS}"));
-                        quit = true;
-                    }
-                }
-                if kind.closes() {
-                    quit = true;
-                }
+                quit = refused(kind, &self.input.buf[..filled], conf, sh, notes);
                 None
             }
             Status::Complete(command) => {
