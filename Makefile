@@ -43,7 +43,7 @@ export POSTERN_LOCK_PATH      = $(LOCK_PATH)
 # crates, the system OpenSSL and c-ares; `make test` adds what t/ needs.
 BUILD_PACKAGES = gcc libc6-dev pkg-config libssl-dev libc-ares-dev
 # The quickstart's backend: Dovecot for IMAP and POP3, and curl to try it.
-RUN_PACKAGES   = dovecot-imapd dovecot-pop3d curl perl
+RUN_PACKAGES   = dovecot-imapd dovecot-pop3d curl perl openssl
 # Stock nginx with its mail module, the reference `make bench` compares with.
 BENCH_PACKAGES = nginx-light libnginx-mod-mail perl libio-socket-ssl-perl openssl
 TEST_PACKAGES  = $(BUILD_PACKAGES) openssl perl procps \

@@ -40,6 +40,10 @@ if [ ! -d "$box" ]; then
     chown -R "$mail_user:$mail_group" "$dir/mail"
 fi
 cp "$here/postern.conf" "$dir/conf/postern.conf"
+if [ ! -f "$dir/conf/quickstart.key" ]; then
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=localhost \
+        -keyout "$dir/conf/quickstart.key" -out "$dir/conf/quickstart.crt" 2>/dev/null
+fi
 
 pids=""
 cleanup() {
@@ -57,14 +61,17 @@ pids="$pids $!"
 
 cat <<TXT
 Postern quickstart (prefix $dir)
-  IMAP  127.0.0.1:8143   POP3  127.0.0.1:8110   user "demo", password "demo"
+  IMAP  127.0.0.1:8143 (STARTTLS), 127.0.0.1:8993 (TLS)
+  POP3  127.0.0.1:8110 (STLS)      user "demo", password "demo"
   backends: Dovecot on 127.0.0.1:10143 / 10110; auth_http on 127.0.0.1:9180
   logs: $dir/logs/ (error.log, dovecot.log, auth_http.log)
 
 Try it:
   curl -v --user demo:demo imap://127.0.0.1:8143/INBOX
   curl -v --user demo:demo pop3://127.0.0.1:8110/
-  printf 'a LOGIN demo demo\r\nb LIST "" *\r\nc LOGOUT\r\n' | openssl s_client -quiet -connect 127.0.0.1:8143 -starttls imap   # once TLS is configured
+  curl -v --insecure --user demo:demo imaps://127.0.0.1:8993/INBOX
+  curl -v --insecure --ssl-reqd --user demo:demo pop3://127.0.0.1:8110/1
+  openssl s_client -connect 127.0.0.1:8143 -starttls imap   # then: a LOGIN demo demo
 Ctrl-C stops everything.
 TXT
 
