@@ -9,7 +9,11 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     match postern::conf::parse_tree(data) {
         Ok(_) => {}
-        Err(e) => assert!(e.text.contains(" in fuzz.conf:"), "unlocated error: {}", e.text),
+        Err(e) => assert!(
+            e.text.contains(" in fuzz.conf:"),
+            "unlocated error: {}",
+            e.text
+        ),
     }
     // The value syntaxes are fed the same bytes, as directive arguments.
     if let Ok(s) = std::str::from_utf8(data) {
