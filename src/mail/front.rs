@@ -59,7 +59,7 @@ impl AuthMethod {
 
 /// Session data gathered by the front end and used by auth_http and the
 /// backend login.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Shared {
     pub creds: Credentials,
     /// A password was given (by the client or by auth_http's Auth-Pass);
@@ -80,6 +80,32 @@ pub struct Shared {
     pub errors: u32,
     /// TLS is active on the client stream.
     pub tls_active: bool,
+}
+
+impl Shared {
+    /// Nothing gathered yet (what a session reads before its first command).
+    pub const EMPTY: Shared = Shared {
+        creds: Credentials {
+            login: Vec::new(),
+            passwd: Vec::new(),
+        },
+        passwd_set: false,
+        salt: None,
+        auth_method: AuthMethod::Plain,
+        tag: Vec::new(),
+        smtp_helo: Vec::new(),
+        smtp_from: Vec::new(),
+        smtp_to: Vec::new(),
+        esmtp: false,
+        errors: 0,
+        tls_active: false,
+    };
+}
+
+impl Default for Shared {
+    fn default() -> Shared {
+        Shared::EMPTY
+    }
 }
 
 /// Settings a front end needs, shared by every session of a server.

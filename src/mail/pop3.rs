@@ -46,8 +46,15 @@ impl Pop3 {
     }
 
     /// `+OK POP3 ready`, with ` <salt>` when APOP or CRAM-MD5 is enabled.
+    /// The greeting carries the APOP / CRAM-MD5 salt.
+    pub fn greeting_has_salt(conf: &FrontConf) -> bool {
+        conf.auth.apop || conf.auth.cram_md5
+    }
+
+    /// The greeting; `sh` (where the salt is kept) is only needed when
+    /// [`Pop3::greeting_has_salt`].
     pub fn greeting(conf: &FrontConf, sh: &mut Shared, out: &mut Vec<u8>) {
-        if conf.auth.apop || conf.auth.cram_md5 {
+        if Self::greeting_has_salt(conf) {
             ensure_salt(sh, &conf.server_name);
             out.extend_from_slice(b"+OK POP3 ready ");
             out.extend_from_slice(sh.salt.as_deref().unwrap_or_default());

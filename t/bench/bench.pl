@@ -36,12 +36,13 @@ my %opt = (
 	pings    => 20000,    # relay round trips
 	conns    => 2000,     # idle connections for the memory phase
 	tls_conns => 1000,   # idle TLS connections (nginx takes ~45 ms per handshake)
+	tls_protocols => 'TLSv1.2 TLSv1.3',  # both proxies, so they negotiate alike
 	markdown => 0,
 	keep     => 0,
 );
 GetOptions(\%opt, 'postern=s', 'nginx=s', 'module=s', 'workers=i',
 	'sessions=i', 'warmup=i', 'mbytes=i', 'repeat=i', "pings=i", "conns=i", "tls_conns|tls-conns=i",
-	'markdown!', 'keep!', 'quick', 'help')
+	'tls_protocols|tls-protocols=s', 'markdown!', 'keep!', 'quick', 'help')
 	or die "bad options (see --help)\n";
 if ($opt{help}) {
 	print <<"EOF";
@@ -57,6 +58,7 @@ usage: perl t/bench/bench.pl [options]
   --pings N        1-line round trips through the relay (default 20000)
   --conns K        idle connections in the memory phase (default 2000)
   --tls-conns K    idle TLS connections (default 1000)
+  --tls-protocols L  ssl_protocols for both proxies (default 'TLSv1.2 TLSv1.3')
   --markdown       also print the table as markdown
   --keep           keep the temporary directory (configs, logs)
   --quick          sessions 60, mbytes 50, repeat 1, pings 3000, conns 500, tls-conns 200
@@ -345,6 +347,10 @@ sub proxy_conf ($name, $tag, $ports, $tls) {
             protocol imap;
             ssl_certificate $dir/cert.pem;
             ssl_certificate_key $dir/key.pem;
+            # Debian's nginx 1.22 still defaults to TLSv1 TLSv1.1 TLSv1.2
+            # and would negotiate TLS 1.2 while Postern (1.31.5 defaults)
+            # negotiates 1.3: pin both so they do the same handshake.
+            ssl_protocols $opt{tls_protocols};
         }
 EOF
 	} else {

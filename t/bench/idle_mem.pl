@@ -7,6 +7,7 @@
 #
 #   perl t/bench/idle_mem.pl [-k 2000] [--postern target/release/postern]
 #        [--nginx /usr/sbin/nginx] [--only postern|nginx] [--port 29310]
+#        [--protocols 'TLSv1.2 TLSv1.3']
 #
 # Needs `ulimit -n` above 2 * k + 100 (each proxied session has two
 # sockets in the worker, and this script holds k client sockets). The
@@ -31,7 +32,8 @@ my $postern = 'target/release/postern';
 my $nginx = '/usr/sbin/nginx';
 my $only = '';
 my $base = 29310;
-GetOptions('k=i' => \$k, 'postern=s' => \$postern, 'nginx=s' => \$nginx,
+my $protocols = 'TLSv1.2 TLSv1.3';
+GetOptions('k=i' => \$k, 'protocols=s' => \$protocols, 'postern=s' => \$postern, 'nginx=s' => \$nginx,
 	'only=s' => \$only, 'port=i' => \$base) or die "bad options\n";
 
 my ($p_plain, $p_tls, $p_auth, $p_backend) = map { $base + $_ } 0 .. 3;
@@ -121,6 +123,10 @@ mail {
     auth_http 127.0.0.1:$p_auth/auth;
     ssl_certificate $dir/cert.pem;
     ssl_certificate_key $dir/key.pem;
+    # Debian's nginx 1.22 defaults to TLSv1 TLSv1.1 TLSv1.2 (so TLS 1.2
+    # with this client), Postern to nginx 1.31.5's TLSv1.2 TLSv1.3: pin
+    # both to the same list so that they negotiate the same protocol.
+    ssl_protocols $protocols;
     server { listen 127.0.0.1:$p_plain; protocol pop3; }
     server { listen 127.0.0.1:$p_tls ssl; protocol pop3; }
 }
