@@ -2670,14 +2670,15 @@ mod tests {
         assert!(log_text(&srv).contains("proxied session done"));
     }
 
-    /// Reports, in the loop's thread, the pooled buffers in use (POP3
-    /// client buffers, `proxy_buffer`s, reply vectors) each time the test
-    /// thread writes `?` to the pipe; stops the loop on `q`.
     thread_local! {
         /// How many sessions boxed their login gatherings on this thread.
         pub(super) static SHARED_BOXED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     }
 
+    /// Reports, in the loop's thread, the pooled buffers in use (POP3
+    /// client buffers, `proxy_buffer`s, reply vectors) and the boxed login
+    /// gatherings each time the test thread writes `?` to the pipe; stops
+    /// the loop on `q`.
     struct Probe(
         std::os::unix::net::UnixStream,
         std::sync::mpsc::Sender<(usize, usize, usize, usize)>,
