@@ -34,6 +34,42 @@ pub enum IoStatus {
 pub trait Io {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<IoStatus>;
     fn write(&mut self, buf: &[u8]) -> io::Result<IoStatus>;
+    /// A write followed at once by more: a TCP socket may hold back a
+    /// partly filled segment (`MSG_MORE`) until the next plain write or
+    /// [`Io::push`], so a bulk transfer goes out in full segments even
+    /// with TCP_NODELAY on.
+    fn write_more(&mut self, buf: &[u8]) -> io::Result<IoStatus> {
+        self.write(buf)
+    }
+    /// Send whatever [`Io::write_more`] left held back.
+    fn push(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `send(MSG_MORE)` on a TCP socket (mio has no flags on writes).
+pub fn send_more(sock: &impl std::os::fd::AsRawFd, buf: &[u8]) -> io::Result<IoStatus> {
+    // SAFETY: `buf` is a live slice of `buf.len()` bytes that send() only
+    // reads; the descriptor belongs to `sock`, borrowed for the whole call.
+    let n = unsafe {
+        libc::send(
+            sock.as_raw_fd(),
+            buf.as_ptr().cast::<libc::c_void>(),
+            buf.len(),
+            libc::MSG_MORE | libc::MSG_NOSIGNAL,
+        )
+    };
+    if n < 0 {
+        return status(Err(io::Error::last_os_error()));
+    }
+    // send() returned a length no larger than buf.len().
+    status(Ok(n as usize))
+}
+
+/// Send what `send_more` held back: setting TCP_NODELAY (again) makes
+/// Linux push the pending frames at once.
+pub fn push_tcp(sock: &TcpStream) -> io::Result<()> {
+    sock.set_nodelay(true)
 }
 
 fn status(r: io::Result<usize>) -> io::Result<IoStatus> {
@@ -65,6 +101,18 @@ impl Io for Stream {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
         })
+    }
+    fn write_more(&mut self, buf: &[u8]) -> io::Result<IoStatus> {
+        match self {
+            Stream::Tcp(s) => send_more(s, buf),
+            Stream::Unix(_) => self.write(buf),
+        }
+    }
+    fn push(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => push_tcp(s),
+            Stream::Unix(_) => Ok(()),
+        }
     }
 }
 

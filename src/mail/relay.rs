@@ -25,6 +25,9 @@ pub struct Pipe {
     last: usize,
     /// The source reached end of file (or failed).
     pub eof: bool,
+    /// The destination may hold back a partial segment written with
+    /// `write_more`: push it when the burst ends.
+    corked: bool,
 }
 
 impl Pipe {
@@ -34,6 +37,7 @@ impl Pipe {
             pos,
             last,
             eof: false,
+            corked: false,
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -97,8 +101,20 @@ fn pump(
     let mut read_error = None;
     loop {
         if pipe.pos < pipe.last && dst_ready.writable {
-            match dst.write(&pipe.buf[pipe.pos..pipe.last])? {
+            // A full buffer from a source still readable means a bulk
+            // transfer: let the kernel fill whole segments. Anything else
+            // (a reply, the end of a burst) goes out at once.
+            let more = pipe.last == pipe.buf.capacity() && src_ready.readable && !pipe.eof;
+            let data = &pipe.buf[pipe.pos..pipe.last];
+            let written = if more {
+                dst.write_more(data)?
+            } else {
+                dst.write(data)?
+            };
+            match written {
                 IoStatus::Done(n) => {
+                    // A plain write pushes what earlier ones held back.
+                    pipe.corked = more;
                     pipe.pos += n;
                     if pipe.pos == pipe.last {
                         pipe.pos = 0;
@@ -134,6 +150,10 @@ fn pump(
             pipe.pos = 0;
             pipe.last = 0;
             pipe.buf.release();
+            if pipe.corked {
+                pipe.corked = false;
+                dst.push()?;
+            }
         }
         return Ok(read_error);
     }
@@ -211,6 +231,8 @@ mod tests {
         written: Vec<u8>,
         room: usize,
         fail_write: bool,
+        /// Writes and pushes in order: `more N`, `plain N`, `push`.
+        ops: Vec<String>,
     }
 
     impl Io for Fake {
@@ -239,7 +261,19 @@ mod tests {
             }
             self.room -= n;
             self.written.extend_from_slice(&buf[..n]);
+            self.ops.push(format!("plain {n}"));
             Ok(IoStatus::Done(n))
+        }
+        fn write_more(&mut self, buf: &[u8]) -> io::Result<IoStatus> {
+            let r = self.write(buf);
+            if let Some(op) = self.ops.last_mut() {
+                *op = op.replace("plain", "more");
+            }
+            r
+        }
+        fn push(&mut self) -> io::Result<()> {
+            self.ops.push("push".into());
+            Ok(())
         }
     }
 
@@ -379,6 +413,55 @@ mod tests {
         let o = r.run(&mut client, &mut backend, &mut |_| {});
         assert!(matches!(o, Outcome::Done));
         assert_eq!(backend.written, b"QUIT\r\n");
+    }
+
+    /// Full buffers from a source that still has data are written with
+    /// `write_more` (whole segments); the end of the burst goes out at
+    /// once: a short last read is a plain write, a burst that ends on a
+    /// full buffer is pushed.
+    #[test]
+    fn bulk_is_corked_until_the_burst_ends() {
+        let backend_with = |chunks: &[&[u8]], closed: bool| Fake {
+            input: chunks.iter().map(|c| c.to_vec()).collect(),
+            closed,
+            ..Fake::default()
+        };
+        let client = || Fake {
+            room: 1000,
+            ..Fake::default()
+        };
+        for (chunks, closed, ops) in [
+            (
+                &[&b"aaaaaaaa"[..], b"bbbbbbbb"][..],
+                false,
+                &["more 8", "more 8", "push"][..],
+            ),
+            (&[&b"aaaaaaaa"[..], b"bbb"], false, &["more 8", "plain 3"]),
+            (&[&b"aaaaaaaa"[..]], true, &["more 8", "push"]),
+            (&[&b"+OK\r\n"[..]], false, &["plain 5"]),
+        ] {
+            let mut r = relay(8, b"");
+            let (mut c, mut b) = (client(), backend_with(chunks, closed));
+            r.run(&mut c, &mut b, &mut |_| {});
+            assert_eq!(c.ops, ops, "{chunks:?}");
+            assert_eq!(c.written, chunks.concat());
+        }
+        // A partial write keeps the rest; nothing is pushed while bytes
+        // still wait for the peer, and the plain write of the tail
+        // flushes.
+        let mut r = relay(8, b"");
+        let mut b = backend_with(&[b"aaaaaaaa", b"bb"], false);
+        let mut c = Fake {
+            room: 5,
+            ..Fake::default()
+        };
+        r.run(&mut c, &mut b, &mut |_| {});
+        assert_eq!(c.ops, ["more 5"]);
+        c.room = 100;
+        r.client.writable = true;
+        r.run(&mut c, &mut b, &mut |_| {});
+        assert_eq!(c.ops, ["more 5", "more 3", "plain 2"]);
+        assert_eq!(c.written, b"aaaaaaaabb");
     }
 
     #[test]

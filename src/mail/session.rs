@@ -229,6 +229,18 @@ impl Io for ClientStream {
             ClientStream::Detached => Err(detached()),
         }
     }
+    fn write_more(&mut self, buf: &[u8]) -> io::Result<IoStatus> {
+        match self {
+            ClientStream::Plain(s) => s.write_more(buf),
+            _ => self.write(buf),
+        }
+    }
+    fn push(&mut self) -> io::Result<()> {
+        match self {
+            ClientStream::Plain(s) => s.push(),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Source for ClientStream {
@@ -314,6 +326,12 @@ impl Io for BackendIo<'_> {
     }
     fn write(&mut self, buf: &[u8]) -> io::Result<IoStatus> {
         self.0.write_some(buf)
+    }
+    fn write_more(&mut self, buf: &[u8]) -> io::Result<IoStatus> {
+        crate::event::send_more(self.0, buf)
+    }
+    fn push(&mut self) -> io::Result<()> {
+        crate::event::push_tcp(self.0)
     }
 }
 
