@@ -48,7 +48,7 @@ pub trait Io {
 }
 
 /// `send(MSG_MORE)` on a TCP socket (mio has no flags on writes).
-pub fn send_more(sock: &impl std::os::fd::AsRawFd, buf: &[u8]) -> io::Result<IoStatus> {
+pub fn send_more(sock: &impl std::os::fd::AsRawFd, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: `buf` is a live slice of `buf.len()` bytes that send() only
     // reads; the descriptor belongs to `sock`, borrowed for the whole call.
     let n = unsafe {
@@ -60,10 +60,10 @@ pub fn send_more(sock: &impl std::os::fd::AsRawFd, buf: &[u8]) -> io::Result<IoS
         )
     };
     if n < 0 {
-        return status(Err(io::Error::last_os_error()));
+        return Err(io::Error::last_os_error());
     }
     // send() returned a length no larger than buf.len().
-    status(Ok(n as usize))
+    Ok(n as usize)
 }
 
 /// Send what `send_more` held back: setting TCP_NODELAY (again) makes
@@ -104,7 +104,7 @@ impl Io for Stream {
     }
     fn write_more(&mut self, buf: &[u8]) -> io::Result<IoStatus> {
         match self {
-            Stream::Tcp(s) => send_more(s, buf),
+            Stream::Tcp(s) => status(send_more(s, buf)),
             Stream::Unix(_) => self.write(buf),
         }
     }

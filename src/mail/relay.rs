@@ -107,6 +107,9 @@ fn pump(
             let more = pipe.last == pipe.buf.capacity() && src_ready.readable && !pipe.eof;
             let data = &pipe.buf[pipe.pos..pipe.last];
             let written = if more {
+                // Even a write that blocks may have sent part of a TLS
+                // record this way.
+                pipe.corked = true;
                 dst.write_more(data)?
             } else {
                 dst.write(data)?
@@ -114,7 +117,9 @@ fn pump(
             match written {
                 IoStatus::Done(n) => {
                     // A plain write pushes what earlier ones held back.
-                    pipe.corked = more;
+                    if !more {
+                        pipe.corked = false;
+                    }
                     pipe.pos += n;
                     if pipe.pos == pipe.last {
                         pipe.pos = 0;

@@ -139,6 +139,17 @@ pub struct TlsClient {
     write_wants: Want,
 }
 
+impl TlsClient {
+    fn write(&mut self, buf: &[u8]) -> io::Result<IoStatus> {
+        let r = self.stream.write(buf);
+        self.write_wants = match r {
+            Ok(IoStatus::WouldBlock) => self.stream.blocked_on().unwrap_or(Want::Write),
+            _ => Want::Write,
+        };
+        r
+    }
+}
+
 fn detached() -> io::Error {
     io::Error::from_raw_os_error(libc::EBADF)
 }
@@ -218,27 +229,29 @@ impl Io for ClientStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<IoStatus> {
         match self {
             ClientStream::Plain(s) => s.write(buf),
-            ClientStream::Tls(t) => {
-                let r = t.stream.write(buf);
-                t.write_wants = match r {
-                    Ok(IoStatus::WouldBlock) => t.stream.blocked_on().unwrap_or(Want::Write),
-                    _ => Want::Write,
-                };
-                r
-            }
+            ClientStream::Tls(t) => t.write(buf),
             ClientStream::Detached => Err(detached()),
         }
     }
     fn write_more(&mut self, buf: &[u8]) -> io::Result<IoStatus> {
         match self {
             ClientStream::Plain(s) => s.write_more(buf),
-            _ => self.write(buf),
+            ClientStream::Tls(t) => {
+                // The record OpenSSL writes for these bytes may wait for
+                // the next one in a partly filled segment.
+                t.stream.get_mut().set_more(true);
+                let r = t.write(buf);
+                t.stream.get_mut().set_more(false);
+                r
+            }
+            ClientStream::Detached => Err(detached()),
         }
     }
     fn push(&mut self) -> io::Result<()> {
         match self {
             ClientStream::Plain(s) => s.push(),
-            _ => Ok(()),
+            ClientStream::Tls(t) => t.stream.get_ref().push(),
+            ClientStream::Detached => Err(detached()),
         }
     }
 }
@@ -328,7 +341,7 @@ impl Io for BackendIo<'_> {
         self.0.write_some(buf)
     }
     fn write_more(&mut self, buf: &[u8]) -> io::Result<IoStatus> {
-        crate::event::send_more(self.0, buf)
+        status(crate::event::send_more(self.0, buf))
     }
     fn push(&mut self) -> io::Result<()> {
         crate::event::push_tcp(self.0)
@@ -914,7 +927,7 @@ impl Session {
         else {
             return Stage::Closed;
         };
-        match tls.accept(Socket(stream)) {
+        match tls.accept(Socket::new(stream)) {
             Ok(stream) => {
                 self.client = ClientStream::Tls(Box::new(TlsClient {
                     stream,

@@ -494,11 +494,37 @@ impl<S: Read + Write> Io for TlsStream<S> {
 /// An accepted socket as a TLS stream reads and writes it: the worker
 /// wraps `event::Stream` in this and hands it to [`ServerTls::accept`].
 #[derive(Debug)]
-pub struct Socket(pub Stream);
+pub struct Socket {
+    stream: Stream,
+    /// Records written now are followed at once by more (`MSG_MORE`).
+    more: bool,
+}
+
+impl Socket {
+    pub fn new(stream: Stream) -> Socket {
+        Socket {
+            stream,
+            more: false,
+        }
+    }
+
+    /// Write the next records with `MSG_MORE` (see [`Io::write_more`]).
+    pub fn set_more(&mut self, more: bool) {
+        self.more = more;
+    }
+
+    /// Send what writes with `MSG_MORE` held back.
+    pub fn push(&self) -> io::Result<()> {
+        match &self.stream {
+            Stream::Tcp(s) => crate::event::push_tcp(s),
+            Stream::Unix(_) => Ok(()),
+        }
+    }
+}
 
 impl Read for Socket {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match &mut self.0 {
+        match &mut self.stream {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
         }
@@ -507,7 +533,8 @@ impl Read for Socket {
 
 impl Write for Socket {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match &mut self.0 {
+        match &mut self.stream {
+            Stream::Tcp(s) if self.more => crate::event::send_more(s, buf),
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
         }
@@ -519,13 +546,13 @@ impl Write for Socket {
 
 impl Source for Socket {
     fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
-        self.0.register(r, t, i)
+        self.stream.register(r, t, i)
     }
     fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
-        self.0.reregister(r, t, i)
+        self.stream.reregister(r, t, i)
     }
     fn deregister(&mut self, r: &Registry) -> io::Result<()> {
-        self.0.deregister(r)
+        self.stream.deregister(r)
     }
 }
 

@@ -146,7 +146,7 @@ fn serve(tls: &ServerTls, listener: &TcpListener, verify: VerifyClient) -> Serve
     let mut poll = Poll::new().unwrap();
     let mut events = Events::with_capacity(8);
     let stream = crate::event::Stream::Tcp(mio::net::TcpStream::from_std(sock));
-    let mut s = tls.accept(Socket(stream)).unwrap();
+    let mut s = tls.accept(Socket::new(stream)).unwrap();
     poll.registry()
         .register(&mut s, Token(0), Interest::READABLE)
         .unwrap();
@@ -1291,7 +1291,7 @@ fn shutdown_waits_for_close_notify_until_broken() {
     let (sock, _) = listener.accept().unwrap();
     sock.set_nonblocking(true).unwrap();
     let stream = crate::event::Stream::Tcp(mio::net::TcpStream::from_std(sock));
-    let mut s = tls.accept(Socket(stream)).unwrap();
+    let mut s = tls.accept(Socket::new(stream)).unwrap();
     let mut poll = Poll::new().unwrap();
     let mut events = Events::with_capacity(4);
     poll.registry()
@@ -1345,7 +1345,7 @@ fn large_writes_to_a_slow_reader_wait_for_writability() {
     let (sock, _) = listener.accept().unwrap();
     sock.set_nonblocking(true).unwrap();
     let stream = crate::event::Stream::Tcp(mio::net::TcpStream::from_std(sock));
-    let mut s = tls.accept(Socket(stream)).unwrap();
+    let mut s = tls.accept(Socket::new(stream)).unwrap();
     let mut poll = Poll::new().unwrap();
     let mut events = Events::with_capacity(4);
     poll.registry()
@@ -1401,7 +1401,7 @@ fn pair_handshake(
     a.set_nonblocking(true).unwrap();
     b.set_nonblocking(true).unwrap();
     let stream = crate::event::Stream::Unix(mio::net::UnixStream::from_std(a));
-    let mut server = tls.accept(Socket(stream)).unwrap();
+    let mut server = tls.accept(Socket::new(stream)).unwrap();
     let ssl = connector
         .configure()
         .unwrap()

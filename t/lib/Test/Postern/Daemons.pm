@@ -291,6 +291,7 @@ sub read_proxy_header {
 # by the login name (see the comments inside).  After login:
 #   ECHO <text>      -> "<text>"
 #   BIG <n>          -> n bytes of "x" in lines of 76 plus CRLF, then "END"
+#   EXACT <n>        -> exactly n bytes ("0123456789abcdef" repeated), nothing else
 #   UPLOAD <n>       -> reads n raw bytes, answers "GOT <n> <sum>"
 #   BYE              -> "BYE" and close
 sub mail_backend {
@@ -365,6 +366,15 @@ sub mail_backend {
 						$left -= $k;
 					}
 					print $c $out . "${tag}END\r\n";
+				} elsif ($rest =~ /^EXACT (\d+)/) {
+					# exactly n bytes, nothing after them; syswrite, not
+					# print: PerlIO would split them into 8 KB writes that
+					# Nagle and delayed ACKs hold up for 40 ms
+					my $out = substr('0123456789abcdef' x (int($1 / 16) + 1), 0, $1);
+					while (length $out) {
+						my $w = syswrite($c, $out) // last;
+						substr($out, 0, $w, '');
+					}
 				} elsif ($rest =~ /^UPLOAD (\d+)/) {
 					my $data = $readbytes->($1);
 					my $sum = unpack('%32C*', $data);
