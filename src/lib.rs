@@ -11,6 +11,7 @@ pub mod build_info;
 pub mod cli;
 pub mod conf;
 pub mod event;
+pub mod inet;
 pub mod logging;
 pub mod mail;
 pub mod process;

@@ -47,36 +47,9 @@ fn atoi(s: &str) -> Option<i64> {
     super::units::parse_number(s)
 }
 
-/// nginx's strict dotted-quad reader (`ngx_inet_addr`).
+/// nginx's dotted-quad reader (`ngx_inet_addr`), leniencies included.
 pub fn inet_addr(s: &str) -> Option<Ipv4Addr> {
-    let mut octets = [0u8; 4];
-    let mut n = 0usize;
-    let mut value: u32 = 0;
-    let mut digits = 0;
-    for b in s.bytes() {
-        if b.is_ascii_digit() {
-            value = value * 10 + u32::from(b - b'0');
-            digits += 1;
-            if value > 255 {
-                return None;
-            }
-            continue;
-        }
-        if b == b'.' && digits > 0 && n < 3 {
-            octets[n] = value as u8;
-            n += 1;
-            value = 0;
-            digits = 0;
-            continue;
-        }
-        return None;
-    }
-    if n == 3 && digits > 0 {
-        octets[3] = value as u8;
-        Some(Ipv4Addr::from(octets))
-    } else {
-        None
-    }
+    crate::inet::inet_addr(s.as_bytes())
 }
 
 fn sock_name(sa: &SocketAddr) -> String {
@@ -284,7 +257,7 @@ fn parse_inet6(text: &str, opts: UrlOptions) -> Result<Url, &'static str> {
     if inner.is_empty() {
         return Err("no host");
     }
-    let ip: Ipv6Addr = inner.parse().map_err(|_| "invalid IPv6 address")?;
+    let ip = crate::inet::inet6_addr(inner.as_bytes()).ok_or("invalid IPv6 address")?;
     let mut addrs = Vec::new();
     add_addrs(&mut addrs, IpAddr::V6(ip), port, last_port);
     Ok(Url {
@@ -330,7 +303,7 @@ pub fn parse_cidr(text: &str) -> Option<(Cidr, bool)> {
             masked != raw,
         ));
     }
-    let v6: Ipv6Addr = addr.parse().ok()?;
+    let v6 = crate::inet::inet6_addr(addr.as_bytes())?;
     let prefix = match bits {
         None => 128,
         Some(b) => {
@@ -377,6 +350,8 @@ mod tests {
         assert_eq!(listen("143").unwrap(), ["0.0.0.0:143"]);
         assert_eq!(listen("*:110").unwrap(), ["0.0.0.0:110"]);
         assert_eq!(listen("127.0.0.1:25").unwrap(), ["127.0.0.1:25"]);
+        // nginx's 127.0.0.1, not a host name to look up
+        assert_eq!(listen("127.0..1:25").unwrap(), ["127.0.0.1:25"]);
         assert_eq!(listen("[::]:993").unwrap(), ["[::]:993"]);
         assert_eq!(listen("[::1]:993").unwrap(), ["[::1]:993"]);
         assert_eq!(listen("unix:/tmp/s").unwrap(), ["unix:/tmp/s"]);
@@ -453,5 +428,21 @@ mod tests {
         assert_eq!(parse_cidr("host"), None);
         assert_eq!(inet_addr("1.2.3"), None);
         assert_eq!(inet_addr("1.2.3.256"), None);
+        // nginx's leniencies, as its ngx_inet_addr / ngx_inet6_addr
+        assert_eq!(inet_addr("127.0..1"), Some(Ipv4Addr::new(127, 0, 0, 1)));
+        assert_eq!(
+            parse_cidr("10..0.0/8").unwrap().0,
+            Cidr::V4 {
+                addr: Ipv4Addr::new(10, 0, 0, 0),
+                prefix: 8
+            }
+        );
+        assert_eq!(
+            parse_cidr(":1:2:3:4:5:6:7:8").unwrap().0,
+            Cidr::V6 {
+                addr: Ipv6Addr::new(1, 2, 3, 4, 5, 6, 7, 8),
+                prefix: 128
+            }
+        );
     }
 }

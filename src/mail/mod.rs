@@ -17,7 +17,6 @@ pub mod bufpool;
 pub mod caps;
 pub mod front;
 pub mod imap;
-pub mod inet;
 pub mod parse;
 pub mod pop3;
 pub mod proxy_protocol;

@@ -22,8 +22,8 @@ use std::net::{IpAddr, SocketAddr};
 use crate::conf::model::Cidr;
 use crate::event::Peer;
 
-use super::inet;
 use super::proxy_protocol::{Address, IpText, ProxyHeader};
+use crate::inet;
 
 /// The address the connection should take on (`Some`) or `None` to keep
 /// the peer's. `set_real_ip_from` empty means the directive is absent.

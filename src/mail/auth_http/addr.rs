@@ -1,5 +1,5 @@
 //! The number readers nginx applies to `Auth-Port` and `Auth-Wait`; the
-//! `Auth-Server` address is read by [`crate::mail::inet::parse_addr`].
+//! `Auth-Server` address is read by [`crate::inet::parse_addr`].
 
 pub(super) fn atoi(text: &[u8]) -> Option<u64> {
     if text.is_empty() {

@@ -346,8 +346,8 @@ impl AuthHttpResponse {
             return Err(AuthHttpError::NoPassword);
         }
         let server = self.bytes(self.server);
-        let ip = crate::mail::inet::parse_addr(server)
-            .ok_or(AuthHttpError::InvalidServerAddress(server))?;
+        let ip =
+            crate::inet::parse_addr(server).ok_or(AuthHttpError::InvalidServerAddress(server))?;
         let port_text = self.bytes(self.port);
         let port =
             addr::parse_port(port_text).ok_or(AuthHttpError::InvalidServerPort(port_text))?;

@@ -1,8 +1,9 @@
 //! nginx's readers of address text (`ngx_inet_addr`, `ngx_inet6_addr`,
-//! `ngx_parse_addr`), used where nginx uses them on network input: the
-//! `Auth-Server` header of auth_http and the addresses of a PROXY protocol
-//! header for realip. They accept exactly what nginx accepts, leniencies
-//! included, so a value is taken or refused as nginx would.
+//! `ngx_parse_addr`), used wherever nginx uses them: addresses in the
+//! configuration (`listen`, `set_real_ip_from`, `auth_http`, `resolver`),
+//! the `Auth-Server` header of auth_http and the addresses of a PROXY
+//! protocol header for realip. They accept exactly what nginx accepts,
+//! leniencies included, so a value is taken or refused as nginx would.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
