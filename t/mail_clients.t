@@ -25,10 +25,7 @@ $t->plan(22);
 my $dir = $t->testdir;
 
 # a self-signed certificate for implicit TLS and STARTTLS
-my $r = $t->run_cmd('openssl', 'req', '-x509', '-newkey', 'rsa:2048',
-	'-nodes', '-subj', '/CN=localhost', '-days', '1',
-	'-keyout', "$dir/cert.key", '-out', "$dir/cert.pem");
-die "openssl req failed: $r->{stderr}\n" if $r->{status};
+$t->self_signed('cert');
 
 $t->write_file_expand('postern.conf', <<'EOF');
 %%TEST_GLOBALS%%

@@ -23,9 +23,7 @@ eval { require IO::Socket::SSL; 1 }
 $t->plan(14);
 
 my $dir = $t->testdir;
-my $r = $t->run_cmd(qw/openssl req -x509 -newkey rsa:2048 -nodes -days 2/,
-	'-subj', '/CN=localhost', '-keyout', "$dir/key.pem", '-out', "$dir/cert.pem");
-die "openssl req: $r->{stderr}\n" if $r->{status};
+$t->self_signed('cert');
 
 $t->write_file_expand('postern.conf', <<'EOF');
 %%TEST_GLOBALS%%
@@ -34,7 +32,7 @@ events { }
 mail {
     auth_http 127.0.0.1:%%PORT_10%%/auth;
     ssl_certificate cert.pem;
-    ssl_certificate_key key.pem;
+    ssl_certificate_key cert.key;
     proxy_buffer 4k;
 
     server {

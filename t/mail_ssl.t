@@ -26,22 +26,16 @@ $t->plan(29);
 
 my $dir = $t->testdir;
 
-sub openssl {
-	my $r = $t->run_cmd('openssl', @_);
-	die "openssl @_: $r->{stderr}\n" if $r->{status};
-}
-
 # A CA, the server certificate, a client certificate from the CA and a
 # self-signed one.
-openssl(qw/req -x509 -newkey rsa:2048 -nodes -days 2 -subj/,
+$t->openssl(qw/req -x509 -newkey rsa:2048 -nodes -days 2 -subj/,
 	'/O=Postern Test/CN=Test CA', '-keyout', "$dir/ca.key", '-out', "$dir/ca.pem");
-openssl(qw/req -x509 -newkey rsa:2048 -nodes -days 2 -subj \/CN=localhost/,
-	'-keyout', "$dir/server.key", '-out', "$dir/server.pem");
-openssl(qw/req -newkey rsa:2048 -nodes -subj/, '/O=Postern Test/CN=alice',
+$t->self_signed('server');
+$t->openssl(qw/req -newkey rsa:2048 -nodes -subj/, '/O=Postern Test/CN=alice',
 	'-keyout', "$dir/alice.key", '-out', "$dir/alice.csr");
-openssl(qw/x509 -req -days 2 -set_serial 0x1234/, '-in', "$dir/alice.csr",
+$t->openssl(qw/x509 -req -days 2 -set_serial 0x1234/, '-in', "$dir/alice.csr",
 	'-CA', "$dir/ca.pem", '-CAkey', "$dir/ca.key", '-out', "$dir/alice.pem");
-openssl(qw/req -x509 -newkey rsa:2048 -nodes -days 2 -subj \/CN=mallory/,
+$t->openssl(qw/req -x509 -newkey rsa:2048 -nodes -days 2 -subj \/CN=mallory/,
 	'-keyout', "$dir/mallory.key", '-out', "$dir/mallory.pem");
 
 open my $fh, '>', "$dir/t1.key" or die; print $fh 'a' x 80; close $fh;

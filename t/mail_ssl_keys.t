@@ -25,12 +25,6 @@ $t->plan(19);
 my $dir = $t->testdir;
 my $nginx = Test::Postern::is_nginx();
 
-sub openssl {
-	my $r = $t->run_cmd('openssl', @_);
-	die "openssl @_: $r->{stderr}\n" if $r->{status};
-	return $r->{stdout};
-}
-
 sub write_text {
 	my ($path, $text) = @_;
 	open my $fh, '>', $path or die "$path: $!\n";
@@ -51,11 +45,11 @@ write_text("$dir/ca.ext", "basicConstraints=critical,CA:true\n"
 	. "keyUsage=critical,keyCertSign,cRLSign\n");
 write_text("$dir/leaf.ext", "basicConstraints=CA:false\n"
 	. "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
-openssl(qw/req -x509 -newkey rsa:2048 -nodes -days 2 -subj/, '/CN=Keys Root',
+$t->openssl(qw/req -x509 -newkey rsa:2048 -nodes -days 2 -subj/, '/CN=Keys Root',
 	'-keyout', "$dir/root.key", '-out', "$dir/root.pem");
-openssl(qw/req -newkey rsa:2048 -nodes -subj/, '/CN=Keys Intermediate',
+$t->openssl(qw/req -newkey rsa:2048 -nodes -subj/, '/CN=Keys Intermediate',
 	'-keyout', "$dir/inter.key", '-out', "$dir/inter.csr");
-openssl(qw/x509 -req -days 2 -set_serial 2/, '-in', "$dir/inter.csr",
+$t->openssl(qw/x509 -req -days 2 -set_serial 2/, '-in', "$dir/inter.csr",
 	'-CA', "$dir/root.pem", '-CAkey', "$dir/root.key",
 	'-extfile', "$dir/ca.ext", '-out', "$dir/inter.pem");
 
@@ -65,9 +59,9 @@ sub leaf {
 	my @key = $alg eq 'ec'
 		? ('-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1')
 		: ('-newkey', 'rsa:2048');
-	openssl('req', @key, '-nodes', '-subj', "/CN=$name",
+	$t->openssl('req', @key, '-nodes', '-subj', "/CN=$name",
 		'-keyout', "$dir/$name.key", '-out', "$dir/$name.csr");
-	openssl(qw/x509 -req -days 2 -set_serial/, $serial++,
+	$t->openssl(qw/x509 -req -days 2 -set_serial/, $serial++,
 		'-in', "$dir/$name.csr", '-CA', "$dir/inter.pem",
 		'-CAkey', "$dir/inter.key", '-extfile', "$dir/leaf.ext",
 		'-out', "$dir/$name.pem");
@@ -81,7 +75,7 @@ leaf('ec.test', 'ec');
 write_text("$dir/both.pem", slurp("$dir/root.pem") . slurp("$dir/inter.pem"));
 
 # The RSA key encrypted; the pass phrase on the second line of the file.
-openssl('pkey', '-in', "$dir/rsa.test.key", '-aes256', '-passout', 'pass:right',
+$t->openssl('pkey', '-in', "$dir/rsa.test.key", '-aes256', '-passout', 'pass:right',
 	'-out', "$dir/enc.key");
 write_text("$dir/pass.txt", "wrong\nright\n");
 
@@ -265,7 +259,7 @@ SKIP: {
 	my $r = $t3->run_cmd('softhsm2-util', '--init-token', '--free',
 		'--label', 'postern', '--pin', '1234', '--so-pin', '5678');
 	die "init-token: $r->{stdout}$r->{stderr}" if $r->{status};
-	openssl('pkcs8', '-topk8', '-nocrypt', '-in', "$dir/ec.test.key",
+	$t->openssl('pkcs8', '-topk8', '-nocrypt', '-in', "$dir/ec.test.key",
 		'-out', "$d3/ec.p8");
 	$r = $t3->run_cmd('softhsm2-util', '--import', "$d3/ec.p8", '--token', 'postern',
 		'--label', 'mailkey', '--id', 'a1b2', '--pin', '1234');

@@ -41,15 +41,9 @@ my $old_default = Test::Postern::Mail::nginx_older_than('1.23.4');
 my $old_tls1_default = Test::Postern::Mail::nginx_older_than('1.27.3');
 my $has_compression_directive = !Test::Postern::Mail::nginx_older_than('1.29.1');
 
-sub openssl {
-	my $r = $t->run_cmd('openssl', @_);
-	die "openssl @_: $r->{stderr}\n" if $r->{status};
-}
-
-openssl(qw/req -x509 -newkey rsa:2048 -nodes -days 2 -subj \/CN=localhost/,
-	'-keyout', "$dir/server.key", '-out', "$dir/server.pem");
+$t->self_signed('server');
 # DSA-style parameters are generated in a fraction of a second
-openssl(qw/dhparam -dsaparam -out/, "$dir/dh.pem", '2048');
+$t->openssl(qw/dhparam -dsaparam -out/, "$dir/dh.pem", '2048');
 
 # A cipher pair used by the order tests: the client lists AES256 first.
 my $aes128 = 'ECDHE-RSA-AES128-GCM-SHA256';

@@ -31,14 +31,7 @@ $t->plan(44);
 
 my $dir = $t->testdir;
 
-sub openssl {
-	my $r = $t->run_cmd('openssl', @_);
-	die "openssl @_: $r->{stderr}\n" if $r->{status};
-	return $r;
-}
-
-openssl(qw/req -x509 -newkey rsa:2048 -nodes -days 2 -subj \/CN=localhost/,
-	'-keyout', "$dir/server.key", '-out', "$dir/server.pem");
+$t->self_signed('server');
 
 # Sessions are stored under the name of a zone per server so that the
 # size of one (R) can change on reload without touching the others.
@@ -233,8 +226,8 @@ sub session_id {
 	$t->run_cmd('openssl', 's_client', '-tls1_2', '-sess_out', $file,
 		'-connect', '127.0.0.1:' . $t->port($n));
 	return 'no session' unless -s $file;
-	my $r = openssl('sess_id', '-in', $file, '-noout', '-text');
-	return $r->{stdout} =~ /^\s*Session-ID: ([0-9A-F]*)$/m ? $1 : 'no id';
+	my $text = $t->openssl('sess_id', '-in', $file, '-noout', '-text');
+	return $text =~ /^\s*Session-ID: ([0-9A-F]*)$/m ? $1 : 'no id';
 }
 
 # s_client does not even save a session without an id

@@ -30,10 +30,7 @@ $t->plan(152);
 my $dir = $t->testdir;
 my $nginx = Test::Postern::is_nginx();
 
-my $r = $t->run_cmd(qw/openssl req -x509 -newkey rsa:2048 -nodes -days 2/,
-	'-subj', '/CN=localhost', '-keyout', "$dir/server.key",
-	'-out', "$dir/server.pem");
-die "openssl req: $r->{stderr}\n" if $r->{status};
+$t->self_signed('server');
 
 my @protos = qw/imap pop3 smtp/;
 my @modes = qw/off on only/;

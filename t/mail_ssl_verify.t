@@ -33,12 +33,6 @@ $t->plan(69);
 
 my $dir = $t->testdir;
 
-sub openssl {
-	my $r = $t->run_cmd('openssl', @_);
-	die "openssl @_: $r->{stderr}\n" if $r->{status};
-	return $r->{stdout};
-}
-
 # --- certificates ------------------------------------------------------------
 
 # root CA -> intermediate CA -> bob; root -> intermediate -> second
@@ -56,31 +50,30 @@ keyUsage = critical, digitalSignature
 extendedKeyUsage = clientAuth
 EOF
 
-openssl(qw/req -x509 -newkey rsa:2048 -nodes -days 2 -subj/,
+$t->openssl(qw/req -x509 -newkey rsa:2048 -nodes -days 2 -subj/,
 	'/O=Postern Test/CN=Test Root CA', '-keyout', "$dir/root.key",
 	'-out', "$dir/root.pem");
-openssl(qw/req -newkey rsa:2048 -nodes -subj/,
+$t->openssl(qw/req -newkey rsa:2048 -nodes -subj/,
 	'/O=Postern Test/CN=Test Intermediate CA', '-keyout', "$dir/inter.key",
 	'-out', "$dir/inter.csr");
-openssl(qw/x509 -req -days 2 -set_serial 0x1001/, '-in', "$dir/inter.csr",
+$t->openssl(qw/x509 -req -days 2 -set_serial 0x1001/, '-in', "$dir/inter.csr",
 	'-CA', "$dir/root.pem", '-CAkey', "$dir/root.key",
 	'-extfile', "$dir/ext.cnf", '-extensions', 'v3_ca',
 	'-out', "$dir/inter.pem");
-openssl(qw/req -newkey rsa:2048 -nodes -subj/,
+$t->openssl(qw/req -newkey rsa:2048 -nodes -subj/,
 	'/O=Postern Test/CN=Test Second Intermediate CA', '-keyout', "$dir/inter2.key",
 	'-out', "$dir/inter2.csr");
-openssl(qw/x509 -req -days 2 -set_serial 0x1002/, '-in', "$dir/inter2.csr",
+$t->openssl(qw/x509 -req -days 2 -set_serial 0x1002/, '-in', "$dir/inter2.csr",
 	'-CA', "$dir/inter.pem", '-CAkey', "$dir/inter.key",
 	'-extfile', "$dir/ext.cnf", '-extensions', 'v3_ca',
 	'-out', "$dir/inter2.pem");
-openssl(qw/req -x509 -newkey rsa:2048 -nodes -days 2 -subj \/CN=localhost/,
-	'-keyout', "$dir/server.key", '-out', "$dir/server.pem");
+$t->self_signed('server');
 
 sub client_cert {
 	my ($name, $subj, $ca, $serial) = @_;
-	openssl(qw/req -newkey rsa:2048 -nodes -subj/, $subj,
+	$t->openssl(qw/req -newkey rsa:2048 -nodes -subj/, $subj,
 		'-keyout', "$dir/$name.key", '-out', "$dir/$name.csr");
-	openssl(qw/x509 -req -days 2/, '-set_serial', $serial,
+	$t->openssl(qw/x509 -req -days 2/, '-set_serial', $serial,
 		'-in', "$dir/$name.csr", '-CA', "$dir/$ca.pem",
 		'-CAkey', "$dir/$ca.key", '-extfile', "$dir/ext.cnf",
 		'-extensions', 'v3_client', '-out', "$dir/$name.pem");
@@ -90,7 +83,7 @@ client_cert('alice', '/O=Postern Test/CN=alice', 'root', '0x1234');
 client_cert('carol', '/O=Postern Test/CN=carol', 'root', '0x5678');
 client_cert('bob', '/O=Postern Test/OU=People/CN=bob', 'inter', '0x0102AB');
 client_cert('dave', '/O=Postern Test/OU=People/CN=dave', 'inter2', '0x00F1');
-openssl(qw/req -x509 -newkey rsa:2048 -nodes -days 2 -subj/,
+$t->openssl(qw/req -x509 -newkey rsa:2048 -nodes -days 2 -subj/,
 	'/O=Elsewhere/CN=mallory', '-keyout', "$dir/mallory.key",
 	'-out', "$dir/mallory.pem");
 
@@ -115,8 +108,8 @@ private_key = $dir/root.key
 default_md = sha256
 default_crl_days = 2
 EOF
-openssl(qw/ca -batch -config/, "$dir/ca.cnf", '-revoke', "$dir/carol.pem");
-openssl(qw/ca -batch -gencrl -config/, "$dir/ca.cnf", '-out', "$dir/crl.pem");
+$t->openssl(qw/ca -batch -config/, "$dir/ca.cnf", '-revoke', "$dir/carol.pem");
+$t->openssl(qw/ca -batch -gencrl -config/, "$dir/ca.cnf", '-out', "$dir/crl.pem");
 
 # --- daemons and the server under test ---------------------------------------------
 
@@ -338,9 +331,9 @@ sub verify_error_logged {
 sub expected_headers {
 	my ($name) = @_;
 	my $file = "$dir/$name.pem";
-	my $subject = openssl(qw/x509 -noout -subject -nameopt RFC2253 -in/, $file);
-	my $issuer = openssl(qw/x509 -noout -issuer -nameopt RFC2253 -in/, $file);
-	my $fp = openssl(qw/x509 -noout -fingerprint -sha1 -in/, $file);
+	my $subject = $t->openssl(qw/x509 -noout -subject -nameopt RFC2253 -in/, $file);
+	my $issuer = $t->openssl(qw/x509 -noout -issuer -nameopt RFC2253 -in/, $file);
+	my $fp = $t->openssl(qw/x509 -noout -fingerprint -sha1 -in/, $file);
 	$subject =~ s/^subject=\s*//; $subject =~ s/\s+\z//;
 	$issuer =~ s/^issuer=\s*//; $issuer =~ s/\s+\z//;
 	($fp) = $fp =~ /=([0-9A-F:]+)/;

@@ -435,6 +435,25 @@ sub conf_ports {
 	return @ports;
 }
 
+# Runs openssl with these arguments; returns its stdout, dies with its
+# stderr when it fails.
+sub openssl {
+	my ($self, @args) = @_;
+	my $r = $self->run_cmd('openssl', @args);
+	die "openssl @args: $r->{stderr}\n" if $r->{status};
+	return $r->{stdout};
+}
+
+# A self-signed RSA certificate for $subject (/CN=localhost when not
+# given) in the test directory: $name.pem and $name.key.
+sub self_signed {
+	my ($self, $name, $subject) = @_;
+	my $dir = $self->testdir;
+	$self->openssl(qw/req -x509 -newkey rsa:2048 -nodes -days 2 -subj/,
+		$subject // '/CN=localhost',
+		'-keyout', "$dir/$name.key", '-out', "$dir/$name.pem");
+}
+
 # Runs a command to completion; returns its exit status, stdout and stderr.
 sub run_cmd {
 	my ($self, @cmd) = @_;
