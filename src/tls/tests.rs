@@ -1321,7 +1321,10 @@ fn large_writes_to_a_slow_reader_wait_for_writability() {
     let tls = Arc::new(build(&base(&p)).unwrap());
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    const TOTAL: usize = 4 << 20;
+    // More than loopback's largest send and receive buffers together
+    // (tcp_wmem 4 MB + tcp_rmem 6 MB by default), so the writes must
+    // block whatever the timing.
+    const TOTAL: usize = 24 << 20;
     let client = std::thread::spawn(move || {
         let mut b = SslConnector::builder(SslMethod::tls()).unwrap();
         b.set_verify(SslVerifyMode::NONE);
