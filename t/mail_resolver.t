@@ -6,7 +6,8 @@
 # as XCLIENT NAME.  Found and confirmed -> the name; PTR NXDOMAIN, forward
 # NXDOMAIN or a forward answer without the client's address ->
 # [UNAVAILABLE]; SERVFAIL, a timeout (resolver_timeout), an invalid PTR
-# name or a UNIX-domain client -> [TEMPUNAVAIL]; `resolver off` ->
+# name or a UNIX-domain client -> [TEMPUNAVAIL]; answers are cached per
+# worker for their TTL or `valid=`, failures are not; `resolver off` ->
 # [UNAVAILABLE] without a query.  IMAP and POP3 never resolve: no query and
 # no Client-Host header.  Each case has its own Perl DNS daemon
 # (Test::Postern::DNS), so the answers for 127.0.0.1 can differ.
@@ -26,7 +27,7 @@ use Test::Postern::POP3;
 use Test::Postern::SMTP;
 use Time::HiRes qw(time);
 
-my $t = Test::Postern->new()->has(qw/mail unix/)->plan(85);
+my $t = Test::Postern->new()->has(qw/mail unix/)->plan(101);
 my $dir = $t->testdir;
 
 # case => [smtp listen port placeholder, DNS daemon placeholder, script]
@@ -61,6 +62,10 @@ my %case = (
 		'::1 PTR' => 'six.example.test',
 		'six.example.test A' => ['127.0.0.1'],
 		'six.example.test AAAA' => ['::1'],
+	}],
+	valid => [16, 30, {
+		'127.0.0.1 PTR' => 'mail.example.test',
+		'mail.example.test A' => ['127.0.0.1'],
 	}],
 	# the IMAP/POP3 servers and the UNIX-domain SMTP server share this one
 	others => [undef, 28, {
@@ -138,6 +143,11 @@ mail {
         listen 127.0.0.1:%%PORT_8%%;
         protocol smtp;
         resolver off;
+    }
+    server {
+        listen 127.0.0.1:%%PORT_16%%;
+        protocol smtp;
+        resolver 127.0.0.1:%%PORT_30%% valid=1s;
     }
 %%IPV6_SERVER%%
     server {
@@ -249,15 +259,8 @@ unlike($t->read_file('error.log'), qr/\[error\].*could not be resolved/,
 smtp_login($port->(0), 'found2', 'found again');
 is(request_for('found2')->{h}{'client-host'}, 'mail.example.test',
 	'found again: Client-Host');
-SKIP: {
-	# nginx keeps one resolver cache per worker and answers this session
-	# from it; Postern asks afresh for every session on purpose (see the
-	# differences listed in src/mail/resolver.rs): only the DNS server can
-	# tell
-	skip 'Postern has no resolver cache (deliberate)', 1
-		unless Test::Postern::is_nginx();
-	is(dns_queries('found'), $queries, 'found again: answered from the cache');
-}
+# one resolver cache per worker: only the DNS server can tell
+is(dns_queries('found'), $queries, 'found again: answered from the cache');
 
 # --- PTR NXDOMAIN ------------------------------------------------------------
 
@@ -270,6 +273,25 @@ is(xclient_for('nxdomain'),
 error_log_like(qr/\[error\] \d+#\d+: \*\d+ 127\.0\.0\.1 could not be resolved \(3: Host not found\) while in resolving client address, client: 127\.0\.0\.1, server: 127\.0\.0\.1:${\$t->port(1)}$/m,
 	'PTR NXDOMAIN: error log line');
 is(dns_queries('nxdomain'), "$ptr PTR", 'PTR NXDOMAIN: no forward lookup');
+
+# failures are not cached: the next session asks again
+smtp_login($port->(1), 'nxdomain2', 'PTR NXDOMAIN again');
+is(dns_queries('nxdomain'), "$ptr PTR,$ptr PTR", 'PTR NXDOMAIN again: asked again');
+
+# --- valid= ----------------------------------------------------------------------
+
+# valid=1s instead of the answers' 60s TTL: a session right after the
+# first is answered from the cache, one 2.5s later asks again
+smtp_login($port->(16), 'valid1', 'valid=1s');
+like(dns_queries('valid'), qr/^\Q$ptr\E PTR,mail\.example\.test A\b/,
+	'valid=1s: asked');
+my $valid_queries = dns_queries('valid');
+smtp_login($port->(16), 'valid2', 'valid=1s, at once');
+is(dns_queries('valid'), $valid_queries, 'valid=1s, at once: from the cache');
+select undef, undef, undef, 2.5;
+smtp_login($port->(16), 'valid3', 'valid=1s, 2.5s later');
+is(dns_queries('valid'), join(',', sort((split /,/, $valid_queries) x 2)),
+	'valid=1s, 2.5s later: asked again');
 
 # --- forward lookup without the client's address -----------------------------
 

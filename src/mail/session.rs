@@ -40,7 +40,7 @@ use super::pop3::Pop3;
 use super::proxy_protocol::{self, Endpoint, Parse, ProxyHeader, WriteError};
 use super::realip;
 use super::relay::{Outcome as RelayOutcome, Pipe, Relay, Side};
-use super::resolver::{HostLookup, Outcome as HostOutcome};
+use super::resolver::{HostLookup, Outcome as HostOutcome, SharedCache};
 use super::smtp::{self, Smtp};
 use super::upstream::{Login, LoginConf, LoginError, LoginStep};
 use crate::conf::{AuthHttpPeer, Level, Protocol, ProxyProtocolVersion, ServerConf, StartTls};
@@ -81,6 +81,10 @@ pub struct ServerCtx {
     pub tls: Option<ServerTls>,
     /// `listen … ssl` or `ssl on`: the session starts with a handshake.
     pub implicit_tls: bool,
+    /// The worker's cache of host lookups for the server's `resolver`
+    /// (servers with the same resolver may share one: see
+    /// [`ServerCtx::share_host_cache`]).
+    pub host_cache: Option<SharedCache>,
 }
 
 impl ServerCtx {
@@ -108,6 +112,14 @@ impl ServerCtx {
             proxy_protocol: false,
             tls: None,
             implicit_tls: false,
+            host_cache: conf.resolver.as_ref().map(super::resolver::new_cache),
+        }
+    }
+
+    /// Use the cache of `other` when both servers have the same resolver.
+    pub fn share_host_cache(&mut self, other: &ServerCtx) {
+        if self.conf.resolver.is_some() && self.conf.resolver == other.conf.resolver {
+            self.host_cache.clone_from(&other.host_cache);
         }
     }
 
@@ -751,31 +763,33 @@ impl Session {
         if conf.protocol != Protocol::Smtp {
             return self.greeting(ctx, front);
         }
-        let (resolver, ip) = match (&conf.resolver, &self.peer) {
-            (None, _) => {
+        let (resolver, cache, ip) = match (&conf.resolver, &srv.host_cache, &self.peer) {
+            (None, _, _) | (_, None, _) => {
                 self.client_host = smtp::HOST_UNAVAILABLE.to_vec();
                 return self.greeting(ctx, front);
             }
             // A UNIX-domain client has no address to look up.
-            (Some(_), Peer::Unix) => {
+            (Some(_), Some(_), Peer::Unix) => {
                 self.client_host = smtp::HOST_TEMPUNAVAIL.to_vec();
                 return self.greeting(ctx, front);
             }
-            (Some(r), Peer::Inet(a)) => (r, a.ip()),
+            (Some(r), Some(c), Peer::Inet(a)) => (r, c.clone(), a.ip()),
         };
         self.action = super::resolver::ACTION_ADDRESS;
-        let lookup = match HostLookup::start(resolver, conf.resolver_timeout, ip, Instant::now()) {
-            Ok(l) => l,
-            Err(e) => {
-                self.log(
-                    Level::Alert,
-                    None,
-                    format_args!("could not start resolving: {e}"),
-                );
-                return Stage::Closed;
-            }
-        };
-        self.resolver_step(ctx, Box::new(ResolveStage { front, lookup }), None)
+        let now = Instant::now();
+        let (lookup, outcome) =
+            match HostLookup::start(resolver, cache, conf.resolver_timeout, ip, now) {
+                Ok(started) => started,
+                Err(e) => {
+                    self.log(
+                        Level::Alert,
+                        None,
+                        format_args!("could not start resolving: {e}"),
+                    );
+                    return Stage::Closed;
+                }
+            };
+        self.resolver_step(ctx, Box::new(ResolveStage { front, lookup }), outcome)
     }
 
     /// After the lookup started or moved: write its log lines, then greet

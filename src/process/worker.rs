@@ -43,19 +43,24 @@ impl MailAcceptor {
             .as_ref()
             .map(|m| m.listens.clone())
             .unwrap_or_default();
-        let servers = listens
-            .iter()
-            .filter_map(|l| {
-                let conf = config.mail.as_ref()?.servers.get(l.server)?;
-                let log = logs.servers.get(l.server).unwrap_or(&logs.main).clone();
-                let mut srv = ServerCtx::new(conf, log, &l.addr_text);
-                srv.proxy_protocol = l.proxy_protocol;
-                if let Some(Some(t)) = tls.get(l.server) {
-                    srv.set_tls(t.clone(), l.ssl);
-                }
-                Some(Arc::new(srv))
-            })
-            .collect();
+        let mut servers: Vec<Arc<ServerCtx>> = Vec::new();
+        for l in &listens {
+            let Some(conf) = config.mail.as_ref().and_then(|m| m.servers.get(l.server)) else {
+                continue;
+            };
+            let log = logs.servers.get(l.server).unwrap_or(&logs.main).clone();
+            let mut srv = ServerCtx::new(conf, log, &l.addr_text);
+            srv.proxy_protocol = l.proxy_protocol;
+            if let Some(Some(t)) = tls.get(l.server) {
+                srv.set_tls(t.clone(), l.ssl);
+            }
+            // One host cache per resolver in the worker, as nginx has one
+            // per `resolver` directive.
+            for earlier in &servers {
+                srv.share_host_cache(earlier);
+            }
+            servers.push(Arc::new(srv));
+        }
         MailAcceptor {
             listens,
             specs,

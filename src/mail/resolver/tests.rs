@@ -181,7 +181,21 @@ fn drive(mut lookup: HostLookup) -> (Outcome, Vec<LogLine>) {
 }
 
 fn lookup(server: &Responder, client: IpAddr, timeout: Duration) -> HostLookup {
-    HostLookup::start(&resolver(server.addr), timeout, client, Instant::now()).unwrap()
+    let conf = resolver(server.addr);
+    started(HostLookup::start(
+        &conf,
+        new_cache(&conf),
+        timeout,
+        client,
+        Instant::now(),
+    ))
+}
+
+/// A lookup that has to ask DNS (nothing is cached).
+fn started(r: io::Result<(HostLookup, Option<Outcome>)>) -> HostLookup {
+    let (lookup, outcome) = r.unwrap();
+    assert_eq!(outcome, None, "answered from an empty cache");
+    lookup
 }
 
 fn errors(log: &[LogLine]) -> Vec<(&'static str, String)> {
@@ -189,6 +203,23 @@ fn errors(log: &[LogLine]) -> Vec<(&'static str, String)> {
         .filter(|l| l.level == Level::Error)
         .map(|l| (l.action, l.text.clone()))
         .collect()
+}
+
+/// A DNS server that names 127.0.0.1 mail.example.test and confirms it
+/// with an A record.
+fn mail_example_dns() -> Responder {
+    Responder::start(
+        "127.0.0.1:0",
+        vec![
+            (PTR4, T_PTR, Reply::Ptr("mail.example.test")),
+            (
+                "mail.example.test",
+                T_A,
+                Reply::A(vec![Ipv4Addr::LOCALHOST]),
+            ),
+        ],
+    )
+    .unwrap()
 }
 
 const LOCAL4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -421,21 +452,16 @@ fn invalid_ptr_name_is_tempunavail() {
 
 #[test]
 fn ipv6_off_asks_for_a_only() {
-    let dns = Responder::start(
-        "127.0.0.1:0",
-        vec![
-            (PTR4, T_PTR, Reply::Ptr("mail.example.test")),
-            (
-                "mail.example.test",
-                T_A,
-                Reply::A(vec![Ipv4Addr::LOCALHOST]),
-            ),
-        ],
-    )
-    .unwrap();
+    let dns = mail_example_dns();
     let mut conf = resolver(dns.addr);
     conf.ipv6 = false;
-    let l = HostLookup::start(&conf, 5 * SECOND, LOCAL4, Instant::now()).unwrap();
+    let l = started(HostLookup::start(
+        &conf,
+        new_cache(&conf),
+        5 * SECOND,
+        LOCAL4,
+        Instant::now(),
+    ));
     let (outcome, _) = drive(l);
     assert_eq!(outcome, Outcome::Found("mail.example.test".into()));
     assert!(!dns.queries().iter().any(|(_, t)| *t == T_AAAA));
@@ -519,7 +545,7 @@ fn no_servers_is_an_error() {
         ipv4: true,
         ipv6: true,
     };
-    assert!(HostLookup::start(&conf, SECOND, LOCAL4, Instant::now()).is_err());
+    assert!(HostLookup::start(&conf, new_cache(&conf), SECOND, LOCAL4, Instant::now()).is_err());
 }
 
 #[test]
@@ -541,4 +567,87 @@ fn dropping_a_running_lookup_closes_its_sockets() {
     for fd in watched {
         assert!(changes.contains(&FdChange::Forget { fd }), "{changes:?}");
     }
+}
+
+/// A second lookup of the same client within the TTL (3600 s here) is
+/// answered from the worker's cache at once, without a socket or a query,
+/// and logs the same lines; the PTR name alone cached still saves the
+/// PTR query.
+#[test]
+fn answers_are_cached() {
+    let dns = mail_example_dns();
+    let conf = resolver(dns.addr);
+    let cache = new_cache(&conf);
+    let first = started(HostLookup::start(
+        &conf,
+        cache.clone(),
+        5 * SECOND,
+        LOCAL4,
+        Instant::now(),
+    ));
+    let (outcome, first_log) = drive(first);
+    assert_eq!(outcome, Outcome::Found("mail.example.test".into()));
+    let asked = dns.queries().len();
+    assert_eq!(lock(&cache).len(), 2, "the name and its addresses");
+
+    let (mut again, outcome) =
+        HostLookup::start(&conf, cache.clone(), 5 * SECOND, LOCAL4, Instant::now()).unwrap();
+    assert_eq!(outcome, Some(Outcome::Found("mail.example.test".into())));
+    assert_eq!(again.take_fd_changes(), vec![], "no socket");
+    assert_eq!(again.take_log(), first_log);
+    assert_eq!(dns.queries().len(), asked);
+
+    // Another client with the same name: its PTR is asked, the name's
+    // addresses come from the cache.
+    let other = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+    let dns2 = Responder::start(
+        "127.0.0.1:0",
+        vec![(
+            "2.0.0.127.in-addr.arpa",
+            T_PTR,
+            Reply::Ptr("mail.example.test"),
+        )],
+    )
+    .unwrap();
+    let conf2 = Resolver {
+        servers: vec![dns2.addr],
+        ..conf
+    };
+    let (outcome, _) = drive(started(HostLookup::start(
+        &conf2,
+        cache,
+        5 * SECOND,
+        other,
+        Instant::now(),
+    )));
+    assert_eq!(
+        outcome,
+        Outcome::NotFound,
+        "127.0.0.2 is not among the cached addresses"
+    );
+    assert_eq!(
+        dns2.queries(),
+        vec![("2.0.0.127.in-addr.arpa".to_string(), T_PTR)]
+    );
+}
+
+/// Failures are not kept (nginx drops the node): the next session asks
+/// again.
+#[test]
+fn failures_are_not_cached() {
+    let dns = Responder::start("127.0.0.1:0", vec![]).unwrap();
+    let conf = resolver(dns.addr);
+    let cache = new_cache(&conf);
+    for round in 1..=2 {
+        let l = started(HostLookup::start(
+            &conf,
+            cache.clone(),
+            5 * SECOND,
+            LOCAL4,
+            Instant::now(),
+        ));
+        assert_eq!(drive(l).0, Outcome::NotFound);
+        assert_eq!(dns.queries().len(), round);
+    }
+    assert!(lock(&cache).is_empty());
 }

@@ -28,10 +28,13 @@
 //! [`Outcome`]. Dropping closes the sockets (which also removes them from
 //! epoll).
 //!
+//! Successful answers are cached per worker and `resolver` as nginx does
+//! ([`cache::HostCache`]): a client seen again within the TTL (or
+//! `valid=`) is greeted without a query.
+//!
 //! Differences from nginx, all invisible to a client:
-//! - nginx keeps one resolver with a cache per worker (answers kept for
-//!   their TTL or `valid=`); here every session asks afresh, so `valid=`
-//!   only changes how often the DNS server is asked.
+//! - servers whose `resolver` directives are the same share one cache
+//!   (nginx shares it only where one directive is inherited).
 //! - nginx resends a query every 5 s; c-ares starts with the same 5 s and
 //!   doubles the wait on each round over the servers.
 //! - An answer nginx would throw away (FORMERR, malformed, an rcode above
@@ -42,8 +45,12 @@
 //! - nginx's resolver-wide messages (`DNS error (…)`, `unexpected DNS
 //!   response …`) have no counterpart: c-ares does not report them.
 
+pub mod cache;
+pub mod ttl;
+
 use crate::conf::{Level, Resolver};
 use c_ares::{AAAAResults, AResults, Channel, Error as AresError, Flags, Options, PTRResults};
+use cache::HostCache;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 use std::collections::BTreeMap;
@@ -171,20 +178,38 @@ fn classify<T>(result: Result<T, AresError>) -> Answer<T> {
     }
 }
 
+/// Addresses with their TTLs, as an A or AAAA answer gave them.
+type Addrs = Vec<(IpAddr, u32)>;
+
 /// What the c-ares callbacks leave for the lookup to pick up.
 #[derive(Default)]
 struct Shared {
     fd_changes: Vec<FdChange>,
-    ptr: Option<Answer<String>>,
-    a: Option<Answer<Vec<IpAddr>>>,
-    aaaa: Option<Answer<Vec<IpAddr>>>,
+    /// The PTR name, with the answer's TTL when it could be read.
+    ptr: Option<Answer<(String, Option<u32>)>>,
+    a: Option<Answer<Addrs>>,
+    aaaa: Option<Answer<Addrs>>,
 }
 
-fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+fn lock<T>(shared: &Mutex<T>) -> MutexGuard<'_, T> {
     // A callback cannot panic while holding the lock (c-ares aborts on a
-    // panic in a callback), so a poisoned lock still holds sound data.
+    // panic in a callback), and the cache's methods do not panic, so a
+    // poisoned lock still holds sound data.
     shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+/// A worker's cache for one `resolver`, shared by its sessions.
+pub type SharedCache = Arc<Mutex<HostCache>>;
+
+/// A new, empty cache for `resolver`.
+pub fn new_cache(resolver: &Resolver) -> SharedCache {
+    Arc::new(Mutex::new(HostCache::new(resolver.valid)))
+}
+
+/// The query type of PTR records.
+const T_PTR: u16 = 12;
+/// The Internet class.
+const C_IN: u16 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Stage {
@@ -212,17 +237,21 @@ pub struct HostLookup {
     /// Sockets registered through [`HostLookup::apply_interest`].
     registered: BTreeMap<RawFd, Interest>,
     log: Vec<LogLine>,
+    cache: SharedCache,
 }
 
 impl HostLookup {
-    /// Start the PTR query for `client` on the servers of `resolver`;
-    /// `timeout` is `resolver_timeout` and bounds each of the two steps.
+    /// Start the lookup of `client` on the servers of `resolver`, with
+    /// the worker's `cache` for it; `timeout` is `resolver_timeout` and
+    /// bounds each of the two steps. The outcome comes at once when the
+    /// cache holds both answers.
     pub fn start(
         resolver: &Resolver,
+        cache: SharedCache,
         timeout: Duration,
         client: IpAddr,
         now: Instant,
-    ) -> io::Result<HostLookup> {
+    ) -> io::Result<(HostLookup, Option<Outcome>)> {
         if resolver.servers.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -270,16 +299,29 @@ impl HostLookup {
             deadline: now + timeout,
             registered: BTreeMap::new(),
             log: Vec::new(),
+            cache,
         };
+        // c-ares opens its sockets with the first query: a lookup answered
+        // from the cache has none.
+        let cached = lock(&lookup.cache).name_of(client, now);
+        if let Some(name) = cached {
+            let outcome = lookup.address_resolved(name, now);
+            return Ok((lookup, outcome));
+        }
         let ptr_result = Arc::clone(&lookup.shared);
-        lookup.channel.query_ptr(
+        lookup.channel.query(
             &reverse_name(client),
-            move |result: Result<PTRResults, _>| {
-                let answer = classify(result.map(|r| r.hostname().to_owned()));
+            C_IN,
+            T_PTR,
+            move |result: Result<&[u8], _>| {
+                let answer = classify(result.and_then(|msg| {
+                    let name = PTRResults::parse_from(msg)?.hostname().to_owned();
+                    Ok((name, ttl::min_answer_ttl(msg, T_PTR)))
+                }));
                 lock(&ptr_result).ptr = Some(answer);
             },
         );
-        Ok(lookup)
+        Ok((lookup, None))
     }
 
     /// The client address being looked up.
@@ -433,7 +475,12 @@ impl HostLookup {
             Stage::Address => {
                 let answer = lock(&self.shared).ptr.take()?;
                 match answer {
-                    Answer::Records(name) => self.address_resolved(name, now),
+                    Answer::Records((name, ttl)) => {
+                        if let Some(ttl) = ttl {
+                            lock(&self.cache).put_name(self.client, name.clone(), ttl, now);
+                        }
+                        self.address_resolved(name, now)
+                    }
                     Answer::Empty => Some(self.fail_step(3)),
                     Answer::Rcode(code) => Some(self.fail_step(code)),
                     Answer::Unusable => None,
@@ -450,7 +497,7 @@ impl HostLookup {
                 };
                 let a = if want_a { a? } else { Answer::Empty };
                 let aaaa = if want_aaaa { aaaa? } else { Answer::Empty };
-                self.hostname_resolved(&name, a, aaaa)
+                self.hostname_resolved(&name, a, aaaa, Some(now))
             }
             Stage::Done => None,
         }
@@ -471,13 +518,25 @@ impl HostLookup {
             text: format!("address resolved: {name}"),
         });
         let (want_a, want_aaaa) = (self.ipv4, self.ipv6);
+        let cached = lock(&self.cache).addrs_of(&name, now);
+        if let Some(addrs) = cached {
+            self.stage = Stage::Hostname {
+                name: name.clone(),
+                want_a,
+                want_aaaa,
+            };
+            let addrs = addrs.into_iter().map(|a| (a, 0)).collect();
+            return self.hostname_resolved(&name, Answer::Records(addrs), Answer::Empty, None);
+        }
         if want_a {
             let shared = Arc::clone(&self.shared);
             self.channel
                 .query_a(&name, move |result: Result<AResults, _>| {
-                    let answer = classify(
-                        result.map(|r| r.iter().map(|a| IpAddr::V4(a.ipv4())).collect::<Vec<_>>()),
-                    );
+                    let answer = classify(result.map(|r| {
+                        r.iter()
+                            .map(|a| (IpAddr::V4(a.ipv4()), ttl_of(a.ttl())))
+                            .collect::<Vec<_>>()
+                    }));
                     lock(&shared).a = Some(answer);
                 });
         }
@@ -485,9 +544,11 @@ impl HostLookup {
             let shared = Arc::clone(&self.shared);
             self.channel
                 .query_aaaa(&name, move |result: Result<AAAAResults, _>| {
-                    let answer = classify(
-                        result.map(|r| r.iter().map(|a| IpAddr::V6(a.ipv6())).collect::<Vec<_>>()),
-                    );
+                    let answer = classify(result.map(|r| {
+                        r.iter()
+                            .map(|a| (IpAddr::V6(a.ipv6()), ttl_of(a.ttl())))
+                            .collect::<Vec<_>>()
+                    }));
                     lock(&shared).aaaa = Some(answer);
                 });
         }
@@ -503,12 +564,14 @@ impl HostLookup {
 
     /// Both forward answers are in (or were not asked for); combine them
     /// as nginx does: any DNS error wins, then no addresses at all is
-    /// NXDOMAIN, else the client must be among the addresses.
+    /// NXDOMAIN, else the client must be among the addresses. Answers
+    /// that came from DNS at `fresh` are cached.
     fn hostname_resolved(
         &mut self,
         name: &str,
-        a: Answer<Vec<IpAddr>>,
-        aaaa: Answer<Vec<IpAddr>>,
+        a: Answer<Addrs>,
+        aaaa: Answer<Addrs>,
+        fresh: Option<Instant>,
     ) -> Option<Outcome> {
         // A family nginx got no usable answer for keeps it waiting until
         // the timeout, whatever the other one said.
@@ -526,6 +589,12 @@ impl HostLookup {
         if addrs.is_empty() {
             return Some(self.fail_step(3));
         }
+        if let Some(now) = fresh {
+            let ttl = addrs.iter().map(|&(_, ttl)| ttl).min().unwrap_or(0);
+            let list = addrs.iter().map(|&(addr, _)| addr).collect();
+            lock(&self.cache).put_addrs(name, list, ttl, now);
+        }
+        let addrs: Vec<IpAddr> = addrs.into_iter().map(|(addr, _)| addr).collect();
         for addr in &addrs {
             self.log.push(LogLine {
                 level: Level::Debug,
@@ -569,6 +638,11 @@ impl HostLookup {
         self.channel.cancel();
         outcome
     }
+}
+
+/// A TTL as c-ares gives it (signed); nginx counts a negative one as 0.
+fn ttl_of(ttl: i32) -> u32 {
+    u32::try_from(ttl).unwrap_or(0)
 }
 
 /// nginx's texts for resolver error codes.
