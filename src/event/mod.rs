@@ -126,6 +126,15 @@ impl std::os::fd::AsRawFd for Stream {
 }
 
 impl Stream {
+    /// The local address of a TCP connection (getsockname, so only asked
+    /// for when needed, as nginx does).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Stream::Tcp(s) => s.local_addr().ok(),
+            Stream::Unix(_) => None,
+        }
+    }
+
     /// Look at the bytes waiting on the socket without taking them
     /// (`recv(MSG_PEEK)`), as nginx reads a PROXY protocol header: what
     /// follows the header stays queued for the protocol (or TLS) after it.
@@ -203,16 +212,15 @@ impl ListenSock {
         }
     }
 
-    fn accept(&mut self) -> io::Result<(Stream, Peer, Option<SocketAddr>)> {
+    fn accept(&mut self) -> io::Result<(Stream, Peer)> {
         match self {
             ListenSock::Tcp(l) => {
                 let (s, peer) = l.accept()?;
-                let local = s.local_addr().ok();
-                Ok((Stream::Tcp(s), Peer::Inet(peer), local))
+                Ok((Stream::Tcp(s), Peer::Inet(peer)))
             }
             ListenSock::Unix(l) => {
                 let (s, _) = l.accept()?;
-                Ok((Stream::Unix(s), Peer::Unix, None))
+                Ok((Stream::Unix(s), Peer::Unix))
             }
         }
     }
@@ -234,9 +242,6 @@ pub struct Listening {
 pub struct Accepted {
     pub stream: Stream,
     pub peer: Peer,
-    /// The local address (TCP only), to pick the server of a wildcard
-    /// socket.
-    pub local: Option<SocketAddr>,
     /// `Listening::id` of the socket it came in on.
     pub listening: usize,
 }
@@ -705,7 +710,7 @@ impl EventLoop {
             let Some(l) = self.listening.get_mut(i) else {
                 return;
             };
-            let (stream, peer, local) = match l.sock.accept() {
+            let (stream, peer) = match l.sock.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -757,7 +762,6 @@ impl EventLoop {
                 let accepted = Accepted {
                     stream,
                     peer,
-                    local,
                     listening,
                 };
                 match self.acceptor.accept(accepted, &mut ctx) {

@@ -167,6 +167,15 @@ fn detached() -> io::Error {
 }
 
 impl ClientStream {
+    /// The local address of the client's TCP connection.
+    fn local_addr(&self) -> Option<SocketAddr> {
+        match self {
+            ClientStream::Plain(s) => s.local_addr(),
+            ClientStream::Tls(t) => t.stream.get_ref().local_addr(),
+            ClientStream::Detached => None,
+        }
+    }
+
     /// Look at the waiting bytes without taking them (the PROXY header).
     fn peek(&self, buf: &mut [u8]) -> io::Result<IoStatus> {
         match self {
@@ -568,7 +577,8 @@ pub struct Session {
     /// `s->host`, set when the session starts its protocol.
     client_host: Vec<u8>,
     /// The local socket address for a PROXY protocol header to the
-    /// backend (the client's is `peer`).
+    /// backend (the client's is `peer`), when the acceptor already asked
+    /// for it.
     local_sock: Option<SocketAddr>,
     /// What the front end gathers for the login; boxed on the first
     /// command (or an APOP greeting) so that idle connections do not
@@ -1635,7 +1645,12 @@ impl Session {
             Peer::Inet(a) => Some(a),
             Peer::Unix => None,
         });
-        let local = endpoint(self.local_sock);
+        if self.srv.conf.proxy.proxy_protocol == ProxyProtocolVersion::Off {
+            return Ok(None);
+        }
+        // The acceptor knows the local address only for a socket shared by
+        // several listens; ask the socket otherwise.
+        let local = endpoint(self.local_sock.or_else(|| self.client.local_addr()));
         let mut buf = [0u8; proxy_protocol::MAX_HEADER];
         let n = match self.srv.conf.proxy.proxy_protocol {
             ProxyProtocolVersion::Off => return Ok(None),
@@ -2019,7 +2034,7 @@ mod tests {
 
     impl Acceptor for TestAcceptor {
         fn accept(&mut self, conn: Accepted, ctx: &mut Ctx<'_>) -> Option<Box<dyn Handler>> {
-            let s = Session::start(self.0.clone(), conn.stream, &conn.peer, conn.local, ctx)?;
+            let s = Session::start(self.0.clone(), conn.stream, &conn.peer, None, ctx)?;
             Some(Box::new(s))
         }
     }

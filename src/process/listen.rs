@@ -101,9 +101,16 @@ pub fn group(listens: &[Listen]) -> Vec<SocketSpec> {
 impl SocketSpec {
     /// The `listen` entry a connection accepted on this socket belongs to,
     /// chosen by the connection's local address as nginx does.
-    pub fn entry_for(&self, listens: &[Listen], local: Option<&SocketAddr>) -> usize {
+    /// The `listen` entry a connection on this socket belongs to; `local`
+    /// gives the connection's local address, asked only when several
+    /// entries share the socket (a wildcard one and specific addresses).
+    pub fn entry_for(
+        &self,
+        listens: &[Listen],
+        local: impl FnOnce() -> Option<SocketAddr>,
+    ) -> usize {
         if self.entries.len() > 1 {
-            if let Some(local) = local {
+            if let Some(local) = local() {
                 for &i in &self.entries {
                     if let ListenAddr::Inet(a) = &listens[i].addr {
                         if !listens[i].wildcard && a.ip() == local.ip() {
@@ -593,9 +600,11 @@ pub(crate) mod tests {
             ]
         );
         let local: SocketAddr = "127.0.0.1:143".parse().unwrap();
-        assert_eq!(g[1].entry_for(&l, Some(&local)), 0);
+        assert_eq!(g[1].entry_for(&l, || Some(local)), 0);
         let other: SocketAddr = "127.0.0.9:143".parse().unwrap();
-        assert_eq!(g[1].entry_for(&l, Some(&other)), 1);
+        assert_eq!(g[1].entry_for(&l, || Some(other)), 1);
+        // a socket of one entry never asks
+        assert_eq!(g[0].entry_for(&l, || panic!("asked")), g[0].entries[0]);
     }
 
     #[test]

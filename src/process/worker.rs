@@ -72,7 +72,11 @@ impl MailAcceptor {
 impl Acceptor for MailAcceptor {
     fn accept(&mut self, conn: Accepted, ctx: &mut Ctx<'_>) -> Option<Box<dyn Handler>> {
         let spec = self.specs.get(conn.listening)?;
-        let entry = spec.entry_for(&self.listens, conn.local.as_ref());
+        let mut local = None;
+        let entry = spec.entry_for(&self.listens, || {
+            local = conn.stream.local_addr();
+            local
+        });
         let listen = self.listens.get(entry)?;
         let srv = self.servers.get(entry)?.clone();
         srv.log.write_conn(
@@ -95,7 +99,7 @@ impl Acceptor for MailAcceptor {
                 ctx.number, conn.peer, listen.addr_text
             ),
         );
-        let session = Session::start(srv, conn.stream, &conn.peer, conn.local, ctx)?;
+        let session = Session::start(srv, conn.stream, &conn.peer, local, ctx)?;
         Some(Box::new(session))
     }
 }

@@ -513,6 +513,11 @@ impl Socket {
         self.more = more;
     }
 
+    /// The local address of the TCP connection.
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.stream.local_addr()
+    }
+
     /// Send what writes with `MSG_MORE` held back.
     pub fn push(&self) -> io::Result<()> {
         match &self.stream {
