@@ -564,25 +564,40 @@ sub record_metric ($metric, $unit, $better, $target, $value) {
 	$res{$metric}{$target} = $value;
 }
 
-sub bench_latency ($target, $imap_port, $pop3_port) {
-	imap_session($imap_port) for 1 .. $opt{warmup};
-	pop3_session($pop3_port) for 1 .. $opt{warmup};
-	my (%imap, %pop3);
-	for (1 .. $opt{sessions}) {
-		my $r = imap_session($imap_port);
-		push @{ $imap{$_} }, $r->{$_} * 1000 for keys %$r;
-		$r = pop3_session($pop3_port);
-		push @{ $pop3{$_} }, $r->{$_} * 1000 for keys %$r;
+# Latency of every target in one interleaved run: each round does one
+# IMAP and one POP3 session against each target, in an order that
+# alternates, so that neither is always measured after the other (on a
+# shared machine, the one measured second was consistently slower, which
+# ever it was). %$ports: target => [imap port, pop3 port].
+sub bench_latency ($ports) {
+	my @names = sort keys %$ports;
+	for (1 .. $opt{warmup}) {
+		for my $n (@names) {
+			imap_session($ports->{$n}[0]);
+			pop3_session($ports->{$n}[1]);
+		}
 	}
-	for my $set (['IMAP greeting (connect..* OK)', $imap{greeting}],
-		['IMAP CAPABILITY round trip', $imap{capa}],
-		['IMAP connect..LOGIN OK', $imap{login}],
-		['POP3 greeting (connect..+OK)', $pop3{greeting}],
-		['POP3 USER round trip', $pop3{user}],
-		['POP3 connect..PASS +OK', $pop3{login}])
-	{
-		record_metric("$set->[0], median", 'ms', 'lower', $target, median(@{ $set->[1] }));
-		record_metric("$set->[0], p99", 'ms', 'lower', $target, pct(99, @{ $set->[1] }));
+	my (%imap, %pop3);
+	for my $round (1 .. $opt{sessions}) {
+		my @order = $round % 2 ? @names : reverse @names;
+		for my $n (@order) {
+			my $r = imap_session($ports->{$n}[0]);
+			push @{ $imap{$n}{$_} }, $r->{$_} * 1000 for keys %$r;
+			$r = pop3_session($ports->{$n}[1]);
+			push @{ $pop3{$n}{$_} }, $r->{$_} * 1000 for keys %$r;
+		}
+	}
+	for my $n (@names) {
+		for my $set (['IMAP greeting (connect..* OK)', $imap{$n}{greeting}],
+			['IMAP CAPABILITY round trip', $imap{$n}{capa}],
+			['IMAP connect..LOGIN OK', $imap{$n}{login}],
+			['POP3 greeting (connect..+OK)', $pop3{$n}{greeting}],
+			['POP3 USER round trip', $pop3{$n}{user}],
+			['POP3 connect..PASS +OK', $pop3{$n}{login}])
+		{
+			record_metric("$set->[0], median", 'ms', 'lower', $n, median(@{ $set->[1] }));
+			record_metric("$set->[0], p99", 'ms', 'lower', $n, pct(99, @{ $set->[1] }));
+		}
 	}
 }
 
@@ -781,9 +796,20 @@ sub phase ($msg) {
 	alarm 600;
 }
 
-# Baseline: the backend alone (no proxy in between).
-phase('backend alone: latency');
-bench_latency('backend', $port{imap}, $port{pop3});
+# Latency: the backend alone (the baseline) and every proxy, interleaved.
+phase('latency (backend alone and each proxy, interleaved)');
+my %latency_ports = (backend => [$port{imap}, $port{pop3}]);
+my @running;
+for my $t (@targets) {
+	my ($name, $bin) = @$t;
+	my ($p, $why) = start_proxy($name, $bin, 0, "$name-latency");
+	die "$name refused its config: $why\n" unless $p;
+	$latency_ports{$name} = [$p->{ports}{imap}, $p->{ports}{pop3}];
+	push @running, $p;
+}
+bench_latency(\%latency_ports);
+stop_proxy($_) for @running;
+
 phase('backend alone: relay');
 bench_relay('backend', $port{imap}, []);
 
@@ -791,8 +817,6 @@ for my $t (@targets) {
 	my ($name, $bin) = @$t;
 	my ($p, $why) = start_proxy($name, $bin, 0, $name);
 	die "$name refused its config: $why\n" unless $p;
-	phase("$name: latency");
-	bench_latency($name, $p->{ports}{imap}, $p->{ports}{pop3});
 	phase("$name: relay");
 	bench_relay($name, $p->{ports}{imap}, $p->{workers});
 	phase("$name: idle memory ($opt{conns} connections)");
