@@ -19,8 +19,9 @@
 //! on truncated answers. We give it the servers of the `resolver`
 //! directive only, never `/etc/resolv.conf` or `/etc/hosts`.
 //!
-//! A [`HostLookup`] owns one c-ares channel and its sockets, but no event
-//! loop and no log: the session registers the sockets the lookup asks for
+//! A [`HostLookup`] owns one c-ares channel (none when answered wholly
+//! from the cache) and its sockets, but no event loop and no log: the
+//! session registers the sockets the lookup asks for
 //! ([`HostLookup::apply_interest`] or [`HostLookup::take_fd_changes`]), calls
 //! [`HostLookup::on_ready`] on readiness and [`HostLookup::on_timeout`] at
 //! [`HostLookup::next_deadline`], writes the [`LogLine`]s it hands out with
@@ -225,7 +226,8 @@ enum Stage {
 
 /// One client's host name lookup. See the module docs for the protocol.
 pub struct HostLookup {
-    channel: Channel,
+    /// None for a lookup answered wholly from the cache.
+    channel: Option<Channel>,
     shared: Arc<Mutex<Shared>>,
     client: IpAddr,
     ipv4: bool,
@@ -259,6 +261,18 @@ impl HostLookup {
             ));
         }
         let shared = Arc::new(Mutex::new(Shared::default()));
+        // A client whose name and addresses are both cached needs no
+        // channel (c-ares's set-up reads files and the random source).
+        let cached = {
+            let mut c = lock(&cache);
+            c.name_of(client, now)
+                .filter(|name| c.addrs_of(name, now).is_some())
+        };
+        if let Some(name) = cached {
+            let mut lookup = HostLookup::new(None, shared, resolver, cache, timeout, client, now);
+            let outcome = lookup.address_resolved(name, now);
+            return Ok((lookup, outcome));
+        }
         let mut options = Options::new();
         let sockets = Arc::clone(&shared);
         options
@@ -288,7 +302,40 @@ impl HostLookup {
         let servers: Vec<String> = resolver.servers.iter().map(server_text).collect();
         channel.set_servers(&servers).map_err(ares_io_error)?;
 
-        let mut lookup = HostLookup {
+        // The PTR name alone may be cached: then only the forward queries
+        // go out.
+        let cached = lock(&cache).name_of(client, now);
+        if cached.is_none() {
+            let ptr_result = Arc::clone(&shared);
+            channel.query(
+                &reverse_name(client),
+                C_IN,
+                T_PTR,
+                move |result: Result<&[u8], _>| {
+                    let answer = classify(result.and_then(|msg| {
+                        let name = PTRResults::parse_from(msg)?.hostname().to_owned();
+                        Ok((name, ttl::min_answer_ttl(msg, T_PTR)))
+                    }));
+                    lock(&ptr_result).ptr = Some(answer);
+                },
+            );
+        }
+        let mut lookup =
+            HostLookup::new(Some(channel), shared, resolver, cache, timeout, client, now);
+        let outcome = cached.and_then(|name| lookup.address_resolved(name, now));
+        Ok((lookup, outcome))
+    }
+
+    fn new(
+        channel: Option<Channel>,
+        shared: Arc<Mutex<Shared>>,
+        resolver: &Resolver,
+        cache: SharedCache,
+        timeout: Duration,
+        client: IpAddr,
+        now: Instant,
+    ) -> HostLookup {
+        HostLookup {
             channel,
             shared,
             client,
@@ -300,28 +347,7 @@ impl HostLookup {
             registered: BTreeMap::new(),
             log: Vec::new(),
             cache,
-        };
-        // c-ares opens its sockets with the first query: a lookup answered
-        // from the cache has none.
-        let cached = lock(&lookup.cache).name_of(client, now);
-        if let Some(name) = cached {
-            let outcome = lookup.address_resolved(name, now);
-            return Ok((lookup, outcome));
         }
-        let ptr_result = Arc::clone(&lookup.shared);
-        lookup.channel.query(
-            &reverse_name(client),
-            C_IN,
-            T_PTR,
-            move |result: Result<&[u8], _>| {
-                let answer = classify(result.and_then(|msg| {
-                    let name = PTRResults::parse_from(msg)?.hostname().to_owned();
-                    Ok((name, ttl::min_answer_ttl(msg, T_PTR)))
-                }));
-                lock(&ptr_result).ptr = Some(answer);
-            },
-        );
-        Ok((lookup, None))
     }
 
     /// The client address being looked up.
@@ -396,7 +422,11 @@ impl HostLookup {
             return None;
         }
         let step_left = self.deadline.saturating_duration_since(now);
-        let wait = self.channel.timeout(Some(step_left)).unwrap_or(step_left);
+        let wait = self
+            .channel
+            .as_ref()
+            .and_then(|c| c.timeout(Some(step_left)))
+            .unwrap_or(step_left);
         Some(now + wait.min(step_left))
     }
 
@@ -411,11 +441,10 @@ impl HostLookup {
         // is drained (it reads a TCP answer's length and body separately).
         let fds: Vec<(RawFd, bool, bool)> = self.current_interest();
         for (fd, readable, writable) in fds {
-            self.channel
-                .process_fd(readable.then_some(fd), writable.then_some(fd));
+            self.process_fd(readable.then_some(fd), writable.then_some(fd));
             let mut rounds = 0;
             while readable && rounds < 64 && pending_bytes(fd) > 0 && self.wants_read(fd) {
-                self.channel.process_fd(Some(fd), None);
+                self.process_fd(Some(fd), None);
                 rounds += 1;
             }
         }
@@ -428,7 +457,7 @@ impl HostLookup {
             return None;
         }
         // Let c-ares resend what is due.
-        self.channel.process_fd(None, None);
+        self.process_fd(None, None);
         if let Some(outcome) = self.advance(now) {
             return Some(outcome);
         }
@@ -436,6 +465,12 @@ impl HostLookup {
             return Some(self.fail_step(TIMED_OUT));
         }
         None
+    }
+
+    fn process_fd(&mut self, read: Option<RawFd>, write: Option<RawFd>) {
+        if let Some(channel) = self.channel.as_mut() {
+            channel.process_fd(read, write);
+        }
     }
 
     /// The sockets c-ares wants watched now, with their interest, from the
@@ -528,29 +563,32 @@ impl HostLookup {
             let addrs = addrs.into_iter().map(|a| (a, 0)).collect();
             return self.hostname_resolved(&name, Answer::Records(addrs), Answer::Empty, None);
         }
+        let Some(channel) = self.channel.as_mut() else {
+            // Only a lookup answered wholly from the cache has no channel,
+            // and it never gets here.
+            return Some(self.fail_step(TIMED_OUT));
+        };
         if want_a {
             let shared = Arc::clone(&self.shared);
-            self.channel
-                .query_a(&name, move |result: Result<AResults, _>| {
-                    let answer = classify(result.map(|r| {
-                        r.iter()
-                            .map(|a| (IpAddr::V4(a.ipv4()), ttl_of(a.ttl())))
-                            .collect::<Vec<_>>()
-                    }));
-                    lock(&shared).a = Some(answer);
-                });
+            channel.query_a(&name, move |result: Result<AResults, _>| {
+                let answer = classify(result.map(|r| {
+                    r.iter()
+                        .map(|a| (IpAddr::V4(a.ipv4()), ttl_of(a.ttl())))
+                        .collect::<Vec<_>>()
+                }));
+                lock(&shared).a = Some(answer);
+            });
         }
         if want_aaaa {
             let shared = Arc::clone(&self.shared);
-            self.channel
-                .query_aaaa(&name, move |result: Result<AAAAResults, _>| {
-                    let answer = classify(result.map(|r| {
-                        r.iter()
-                            .map(|a| (IpAddr::V6(a.ipv6()), ttl_of(a.ttl())))
-                            .collect::<Vec<_>>()
-                    }));
-                    lock(&shared).aaaa = Some(answer);
-                });
+            channel.query_aaaa(&name, move |result: Result<AAAAResults, _>| {
+                let answer = classify(result.map(|r| {
+                    r.iter()
+                        .map(|a| (IpAddr::V6(a.ipv6()), ttl_of(a.ttl())))
+                        .collect::<Vec<_>>()
+                }));
+                lock(&shared).aaaa = Some(answer);
+            });
         }
         self.stage = Stage::Hostname {
             name,
@@ -635,7 +673,9 @@ impl HostLookup {
     fn finish(&mut self, outcome: Outcome) -> Outcome {
         self.stage = Stage::Done;
         // Queries still out (the other family, resends) are of no use now.
-        self.channel.cancel();
+        if let Some(channel) = self.channel.as_mut() {
+            channel.cancel();
+        }
         outcome
     }
 }

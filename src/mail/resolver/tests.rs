@@ -594,6 +594,7 @@ fn answers_are_cached() {
         HostLookup::start(&conf, cache.clone(), 5 * SECOND, LOCAL4, Instant::now()).unwrap();
     assert_eq!(outcome, Some(Outcome::Found("mail.example.test".into())));
     assert_eq!(again.take_fd_changes(), vec![], "no socket");
+    assert!(again.channel.is_none(), "no c-ares channel either");
     assert_eq!(again.take_log(), first_log);
     assert_eq!(dns.queries().len(), asked);
 
