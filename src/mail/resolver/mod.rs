@@ -261,51 +261,21 @@ impl HostLookup {
             ));
         }
         let shared = Arc::new(Mutex::new(Shared::default()));
+        let (cached_name, addrs_cached) = {
+            let mut c = lock(&cache);
+            let name = c.name_of(client, now);
+            let addrs = name.as_ref().is_some_and(|n| c.addrs_of(n, now).is_some());
+            (name, addrs)
+        };
         // A client whose name and addresses are both cached needs no
         // channel (c-ares's set-up reads files and the random source).
-        let cached = {
-            let mut c = lock(&cache);
-            c.name_of(client, now)
-                .filter(|name| c.addrs_of(name, now).is_some())
+        let mut channel = if addrs_cached {
+            None
+        } else {
+            Some(new_channel(&shared, resolver)?)
         };
-        if let Some(name) = cached {
-            let mut lookup = HostLookup::new(None, shared, resolver, cache, timeout, client, now);
-            let outcome = lookup.address_resolved(name, now);
-            return Ok((lookup, outcome));
-        }
-        let mut options = Options::new();
-        let sockets = Arc::clone(&shared);
-        options
-            .set_flags(Flags::NOCHECKRESP | Flags::NOSEARCH)
-            .set_timeout(RESEND_TIMEOUT)
-            .set_tries(TRIES_PER_SERVER)
-            .set_rotate()
-            .set_socket_state_callback(move |fd, readable, writable| {
-                let change = if readable || writable {
-                    FdChange::Watch {
-                        fd,
-                        readable,
-                        writable,
-                    }
-                } else {
-                    FdChange::Forget { fd }
-                };
-                lock(&sockets).fd_changes.push(change);
-            });
-        // Never read the system's resolver configuration: the servers come
-        // from the `resolver` directive alone.
-        options
-            .set_resolvconf_path("/dev/null")
-            .and_then(|o| o.set_lookups("b"))
-            .map_err(ares_io_error)?;
-        let mut channel = Channel::with_options(options).map_err(ares_io_error)?;
-        let servers: Vec<String> = resolver.servers.iter().map(server_text).collect();
-        channel.set_servers(&servers).map_err(ares_io_error)?;
-
-        // The PTR name alone may be cached: then only the forward queries
-        // go out.
-        let cached = lock(&cache).name_of(client, now);
-        if cached.is_none() {
+        // With the PTR name alone cached, only the forward queries go out.
+        if let (None, Some(channel)) = (&cached_name, channel.as_mut()) {
             let ptr_result = Arc::clone(&shared);
             channel.query(
                 &reverse_name(client),
@@ -320,9 +290,8 @@ impl HostLookup {
                 },
             );
         }
-        let mut lookup =
-            HostLookup::new(Some(channel), shared, resolver, cache, timeout, client, now);
-        let outcome = cached.and_then(|name| lookup.address_resolved(name, now));
+        let mut lookup = HostLookup::new(channel, shared, resolver, cache, timeout, client, now);
+        let outcome = cached_name.and_then(|name| lookup.address_resolved(name, now));
         Ok((lookup, outcome))
     }
 
@@ -678,6 +647,40 @@ impl HostLookup {
         }
         outcome
     }
+}
+
+/// A c-ares channel on the servers of `resolver` only, reporting its
+/// socket changes into `shared`.
+fn new_channel(shared: &Arc<Mutex<Shared>>, resolver: &Resolver) -> io::Result<Channel> {
+    let mut options = Options::new();
+    let sockets = Arc::clone(shared);
+    options
+        .set_flags(Flags::NOCHECKRESP | Flags::NOSEARCH)
+        .set_timeout(RESEND_TIMEOUT)
+        .set_tries(TRIES_PER_SERVER)
+        .set_rotate()
+        .set_socket_state_callback(move |fd, readable, writable| {
+            let change = if readable || writable {
+                FdChange::Watch {
+                    fd,
+                    readable,
+                    writable,
+                }
+            } else {
+                FdChange::Forget { fd }
+            };
+            lock(&sockets).fd_changes.push(change);
+        });
+    // Never read the system's resolver configuration: the servers come
+    // from the `resolver` directive alone.
+    options
+        .set_resolvconf_path("/dev/null")
+        .and_then(|o| o.set_lookups("b"))
+        .map_err(ares_io_error)?;
+    let mut channel = Channel::with_options(options).map_err(ares_io_error)?;
+    let servers: Vec<String> = resolver.servers.iter().map(server_text).collect();
+    channel.set_servers(&servers).map_err(ares_io_error)?;
+    Ok(channel)
 }
 
 /// A TTL as c-ares gives it (signed); nginx counts a negative one as 0.
