@@ -381,6 +381,9 @@ my @cases = (
 	# --- realip --------------------------------------------------------
 	['set_real_ip_from invalid', M('', 'set_real_ip_from 1.2.3.4/99;'),
 		fails(qq|$E host not found in set_real_ip_from "1.2.3.4/99" in %%CONF%%:8|)],
+	# nginx's address reader takes an empty octet as 0 (10.0.0.0/8)
+	['set_real_ip_from empty octet', M('', 'set_real_ip_from 10..0.0/8;'),
+		passes()],
 
 	# --- -g ------------------------------------------------------------
 	['-g unknown', "events { }\n",
